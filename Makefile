@@ -1,0 +1,37 @@
+# twir-mail developer entry points.
+#   make demo   render the example issue (and send it to the preview list through the local outbox)
+#   make test   install test dependencies and run the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+TM     := $(BIN)/twir-mail --config examples/twir-mail.toml
+PYTEST_ARGS ?=
+
+.PHONY: demo test install install-test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+demo: install
+	@BIN="$(BIN)" examples/demo.sh
+
+test: install-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install-test
+	$(BIN)/python bench/render.py
+
+clean:
+	rm -rf build examples/build examples/outbox examples/twir-mail.db* .pytest_cache

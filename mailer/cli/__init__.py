@@ -1,0 +1,108 @@
+"""The command line: the only layer that prints or exits.
+
+Each command group lives in its own module (``render``, ``subscribers``, ...)
+and registers itself on ``cli``. Library errors (``TwirMailError``) become one
+line on stderr, ``error: file:line: message``, and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+from ..config import Settings, load_settings
+from ..errors import TwirMailError
+
+# Command modules, imported lazily so `twir-mail render` stays fast to start.
+COMMAND_MODULES = ("render", "subscribers", "db", "send", "web", "ses")
+
+
+class Context:
+    """What every command gets: the config location, loaded on first use."""
+
+    def __init__(self, config: str | None, debug: bool):
+        self.config = config
+        self.debug = debug
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config)
+        return self._settings
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--config", "-c", type=click.Path(dir_okay=False), envvar="TWIR_MAIL_CONFIG",
+              help="Settings file (default: ./twir-mail.toml if present, else built-in defaults).")
+@click.option("--debug", is_flag=True, help="Show tracebacks of unexpected errors.")
+@click.version_option(package_name="twir-mail")
+@click.pass_context
+def cli(ctx: click.Context, config: str | None, debug: bool) -> None:
+    """twir-mail: render, check and send This Week in Rust by email."""
+    ctx.obj = Context(config, debug)
+
+
+@cli.command("config")
+@pass_ctx
+def show_config(ctx: Context) -> None:
+    """Show the effective settings (secrets masked) and where they came from."""
+    from ..config import iter_settings
+
+    s = ctx.settings
+    click.echo(f"# config file: {s.config_path or '(none: built-in defaults)'}")
+    click.echo(f"# relative paths from: {s.base_dir}")
+    current = None
+    for section, key, f in iter_settings():
+        if section != current:
+            click.echo(f"\n[{section}]")
+            current = section
+        click.echo(f"{key} = {getattr(getattr(s, section), f.name)!r}")
+    click.echo(f"\n# TWIR_MAIL_SECRET_KEY: {'set' if s.has_real_secret else 'not set (development placeholder)'}")
+    click.echo(f"# TWIR_MAIL_SMTP_PASSWORD: {'set' if s.smtp_password else 'not set'}")
+    click.echo(f"# TWIR_MAIL_WEBHOOK_PASSWORD: {'set' if s.webhook_password else 'not set'}")
+
+
+def _register() -> None:
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"{__name__}.{name}")
+        module.register(cli)
+
+
+def err(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    _register()
+    debug = "--debug" in (argv if argv is not None else sys.argv)
+    try:
+        rv = cli.main(args=argv, prog_name="twir-mail", standalone_mode=False)
+    except click.exceptions.Abort:
+        err("aborted")
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except TwirMailError as exc:
+        err(str(exc))
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err("interrupted")
+        sys.exit(130)
+    except BrokenPipeError:
+        # `twir-mail subscribers list | head`: not an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
+    except Exception as exc:  # a bug: one line unless --debug
+        if debug:
+            raise
+        err(f"unexpected {type(exc).__name__}: {exc} (this is a bug; rerun with --debug for details)")
+        sys.exit(70)
+    sys.exit(rv if isinstance(rv, int) else 0)

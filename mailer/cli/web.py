@@ -1,0 +1,7 @@
+"""CLI commands: web (not built yet)."""
+
+import click
+
+
+def register(cli: click.Group) -> None:
+    """Add this module's commands to the top-level group."""

@@ -1,0 +1,367 @@
+"""Settings: ``twir-mail.toml`` plus ``TWIR_MAIL_<SECTION>_<KEY>`` overrides.
+
+Loaded and validated once (``load_settings``), then passed explicitly. Every
+setting is declared here with its type and default, so an unknown key, a wrong
+type or a bad value is a one-line ``ConfigError`` naming the setting.
+Secrets (``TWIR_MAIL_SECRET_KEY``, ``TWIR_MAIL_SMTP_PASSWORD``,
+``TWIR_MAIL_WEBHOOK_PASSWORD``) come only from the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+
+CONFIG_NAME = "twir-mail.toml"
+ENV_PREFIX = "TWIR_MAIL_"
+# Environment variables that are not <SECTION>_<KEY> settings.
+ENV_SPECIAL = {"TWIR_MAIL_CONFIG", "TWIR_MAIL_SECRET_KEY", "TWIR_MAIL_SMTP_PASSWORD", "TWIR_MAIL_WEBHOOK_PASSWORD"}
+# Placeholder used by the embedded defaults; sending for real refuses it.
+DEV_SECRET = "dev-insecure-secret-change-me"
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _doc(text: str, default: Any = None, **kw) -> Any:
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"doc": text, **kw})
+    return field(default=default, metadata={"doc": text, **kw})
+
+
+@dataclass(frozen=True)
+class Newsletter:
+    name: str = _doc("Newsletter name shown in the header and List-Id.", "This Week in Rust")
+    # "from" is a Python keyword; the TOML key and env var are still `from`.
+    from_: str = _doc("From header, `Name <address>`.", "This Week in Rust <newsletter@this-week-in-rust.org>", key="from")
+    reply_to: str = _doc("Reply-To address (empty: none).", "")
+    subject: str = _doc("Subject template; `{number}` and `{title}` are filled in.", "This Week in Rust {number}")
+    list_id: str = _doc("List-Id header value (RFC 2919).", "This Week in Rust <newsletter.this-week-in-rust.org>")
+    site_url: str = _doc("Public site; the web link is {site_url}/blog/YYYY/MM/DD/this-week-in-rust-N/.", "https://this-week-in-rust.org")
+    logo_url: str = _doc("Header logo (absolute URL).", "https://this-week-in-rust.org/images/twir-logo.png")
+    privacy_url: str = _doc("Privacy-policy link in the footer.", "https://this-week-in-rust.org/pages/privacy-policy.html")
+    unsubscribe_mailto: str = _doc("Optional mailto: address added to List-Unsubscribe.", "")
+    language: str = _doc("HTML lang attribute.", "en")
+
+
+@dataclass(frozen=True)
+class Sponsor:
+    name: str = _doc("Sponsor name in the footer (empty: no sponsor block). An issue's `Sponsor:` header overrides it.", "")
+    url: str = _doc("Sponsor link.", "")
+    logo: str = _doc("Optional sponsor logo URL.", "")
+    text: str = _doc("Optional line of text under the sponsor name.", "")
+
+
+@dataclass(frozen=True)
+class Check:
+    html_error_kib: int = _doc("HTML size (KiB) above which `check` fails (Gmail clips near 102 KB).", 100)
+    html_warning_kib: int = _doc("HTML size (KiB) above which `check` warns.", 90)
+
+
+@dataclass(frozen=True)
+class Render:
+    templates_dir: str = _doc("Folder with the MJML/Jinja2 templates (empty: the bundled email_templates/).", "")
+    minify: bool = _doc("Minify the final HTML.", True)
+
+
+@dataclass(frozen=True)
+class Database:
+    url: str = _doc("SQLAlchemy URL. Relative sqlite paths are relative to the config file.", "sqlite:///twir-mail.db")
+
+
+@dataclass(frozen=True)
+class Transport:
+    kind: str = _doc("Where messages go: outbox | smtp | ses.", "outbox", choices=("outbox", "smtp", "ses"))
+
+
+@dataclass(frozen=True)
+class Outbox:
+    dir: str = _doc("Folder the outbox transport writes .eml files into (relative to the config file).", "outbox")
+
+
+@dataclass(frozen=True)
+class Smtp:
+    host: str = _doc("SMTP relay host.", "localhost")
+    port: int = _doc("SMTP port (587 STARTTLS, 465 implicit TLS).", 587)
+    security: str = _doc("starttls | tls | none (none only for loopback testing).", "starttls", choices=("starttls", "tls", "none"))
+    username: str = _doc("SMTP login (password from TWIR_MAIL_SMTP_PASSWORD).", "")
+    timeout: float = _doc("Socket timeout, seconds.", 30.0)
+
+
+@dataclass(frozen=True)
+class Ses:
+    region: str = _doc("AWS region of the SES account.", "us-east-1")
+    configuration_set: str = _doc("SES configuration set (event destination for bounces/complaints).", "")
+    endpoint_url: str = _doc("Override the SES endpoint (tests point it at a local emulator).", "")
+    rate: float = _doc("Messages per second (0: the account's MaxSendRate).", 0.0)
+    sns_topic: str = _doc("SNS topic name `ses setup` creates for feedback.", "twir-mail-ses-feedback")
+
+
+@dataclass(frozen=True)
+class Send:
+    workers: int = _doc("Concurrent sending threads.", 8)
+    max_consecutive_failures: int = _doc("Pause the campaign after this many permanent failures in a row.", 50)
+    max_retries: int = _doc("Retries of a throttled/5xx/connection error before giving up for now.", 8)
+    test_subject_prefix: str = _doc("Subject prefix of test sends.", "[TEST] ")
+    preview_list: str = _doc("List used by `send --to preview`.", "preview")
+
+
+@dataclass(frozen=True)
+class Web:
+    base_url: str = _doc("Public URL of the web app; unsubscribe links are {base_url}/unsubscribe/TOKEN.", "http://127.0.0.1:8000")
+    host: str = _doc("`serve` bind address.", "127.0.0.1")
+    port: int = _doc("`serve` port.", 8000)
+    subscribe_rate_per_hour: int = _doc("Subscribe requests allowed per address and per client per hour.", 5)
+
+
+@dataclass(frozen=True)
+class Webhook:
+    topic_arns: list = _doc("SNS topic ARNs accepted on /webhooks/ses.", [])
+    basic_auth_user: str = _doc("Optional basic-auth user for the webhook (password from TWIR_MAIL_WEBHOOK_PASSWORD).", "")
+    transient_bounce_limit: int = _doc("Suppress an address after this many transient bounces ...", 5)
+    transient_bounce_window_days: int = _doc("... within this many days.", 30)
+    test_cert_origin: str = _doc("TESTS ONLY: one extra origin trusted for SNS signing certificates. Leave empty.", "")
+
+
+SECTIONS: dict[str, type] = {
+    "newsletter": Newsletter,
+    "sponsor": Sponsor,
+    "check": Check,
+    "render": Render,
+    "database": Database,
+    "transport": Transport,
+    "outbox": Outbox,
+    "smtp": Smtp,
+    "ses": Ses,
+    "send": Send,
+    "web": Web,
+    "webhook": Webhook,
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    newsletter: Newsletter = field(default_factory=Newsletter)
+    sponsor: Sponsor = field(default_factory=Sponsor)
+    check: Check = field(default_factory=Check)
+    render: Render = field(default_factory=Render)
+    database: Database = field(default_factory=Database)
+    transport: Transport = field(default_factory=Transport)
+    outbox: Outbox = field(default_factory=Outbox)
+    smtp: Smtp = field(default_factory=Smtp)
+    ses: Ses = field(default_factory=Ses)
+    send: Send = field(default_factory=Send)
+    web: Web = field(default_factory=Web)
+    webhook: Webhook = field(default_factory=Webhook)
+    # Secrets, from the environment only.
+    secret_key: str = DEV_SECRET
+    smtp_password: str = ""
+    webhook_password: str = ""
+    # Folder relative paths are resolved against (the config's folder, else cwd).
+    base_dir: Path = field(default_factory=Path.cwd)
+    config_path: Path | None = None
+
+    # -- derived values -------------------------------------------------
+    def path(self, value: str) -> Path:
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+    @property
+    def database_url(self) -> str:
+        url = self.database.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith("sqlite:////") and url != "sqlite:///:memory:":
+            return prefix + str(self.path(url[len(prefix):]))
+        return url
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.path(self.outbox.dir)
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.path(self.render.templates_dir) if self.render.templates_dir else REPO_ROOT / "email_templates"
+
+    @property
+    def has_real_secret(self) -> bool:
+        return bool(self.secret_key) and self.secret_key != DEV_SECRET and len(self.secret_key) >= 16
+
+
+def toml_key(f) -> str:
+    return f.metadata.get("key", f.name)
+
+
+def iter_settings():
+    """Yield (section, key, field) for every declared setting (docs, tests)."""
+    for section, cls in SECTIONS.items():
+        for f in fields(cls):
+            yield section, toml_key(f), f
+
+
+# -- loading ------------------------------------------------------------------
+
+def find_config(explicit: str | Path | None, env: Mapping[str, str]) -> Path | None:
+    """--config, else TWIR_MAIL_CONFIG, else ./twir-mail.toml if present."""
+    candidate = explicit or env.get("TWIR_MAIL_CONFIG")
+    if candidate:
+        path = Path(candidate).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}", setting="--config")
+        return path
+    local = Path.cwd() / CONFIG_NAME
+    return local if local.is_file() else None
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config: {exc.strerror}", path=path) from None
+    except tomllib.TOMLDecodeError as exc:
+        line = getattr(exc, "lineno", None)
+        msg = getattr(exc, "msg", str(exc)).split(" (at line")[0]
+        raise ConfigError(f"invalid TOML: {msg}", path=path, line=line) from None
+
+
+_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "list": list}
+
+
+def _coerce(value: Any, f, name: str, path: Path | None = None) -> Any:
+    """Convert a TOML or environment value to the field's type, or fail naming ``name``."""
+    kind = _TYPES[f.type]
+    from_env = isinstance(value, str) and kind is not str
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            word = value.strip().lower() if from_env else None
+            if word in ("1", "true", "yes", "on"):
+                return True
+            if word in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if isinstance(value, bool):  # TOML true is not a number
+            raise ValueError
+        if kind is int:
+            if from_env:
+                return int(value.strip())
+            if isinstance(value, int):
+                return value
+            raise ValueError
+        if kind is float:
+            if from_env:
+                return float(value.strip())
+            if isinstance(value, (int, float)):
+                return float(value)
+            raise ValueError
+        if kind is list:
+            if from_env:
+                return [v.strip() for v in value.split(",") if v.strip()]
+            if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                return list(value)
+            raise ValueError
+        if not isinstance(value, str):
+            raise ValueError
+        return value
+    except ValueError:
+        raise ConfigError(f"invalid value for {name}: expected {kind.__name__}, got {value!r}", setting=name, path=path) from None
+
+
+def _validate(s: Settings) -> None:
+    def bad(name: str, why: str):
+        env_name = ENV_PREFIX + name.replace(".", "_").upper()
+        raise ConfigError(f"invalid value for {name} ({env_name}): {why}", setting=name, path=s.config_path)
+
+    for section, key, f in iter_settings():
+        choices = f.metadata.get("choices")
+        value = getattr(getattr(s, section), f.name)
+        if choices and value not in choices:
+            bad(f"{section}.{key}", f"{value!r} is not one of {', '.join(choices)}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+            bad(f"{section}.{key}", "must not be negative")
+    name, addr = parseaddr(s.newsletter.from_)
+    if "@" not in addr:
+        bad("newsletter.from", f"{s.newsletter.from_!r} is not `Name <address>`")
+    for section, key in (("newsletter", "site_url"), ("web", "base_url")):
+        url = getattr(getattr(s, section), key)
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            bad(f"{section}.{key}", f"{url!r} is not an http(s) URL")
+    if "{" in s.newsletter.subject:
+        try:
+            s.newsletter.subject.format(number=0, title="")
+        except (KeyError, IndexError, ValueError) as exc:
+            bad("newsletter.subject", f"unknown placeholder {exc}")
+    if s.send.workers < 1:
+        bad("send.workers", "must be at least 1")
+    if s.check.html_warning_kib > s.check.html_error_kib:
+        bad("check.html_warning_kib", "must not exceed check.html_error_kib")
+    for url in (s.sponsor.url, s.sponsor.logo):
+        if url and urlsplit(url).scheme not in ("http", "https"):
+            bad("sponsor.url" if url == s.sponsor.url else "sponsor.logo", f"{url!r} is not an http(s) URL")
+
+
+def load_settings(config: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Build validated settings from defaults, the config file and the environment."""
+    env = os.environ if env is None else env
+    path = find_config(config, env)
+    data = _read_toml(path) if path else {}
+    values: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+
+    for section, table in data.items():
+        if section not in SECTIONS:
+            if section in ("secret_key", "smtp_password", "webhook_password"):
+                raise ConfigError(f"{section} is a secret: set TWIR_MAIL_{section.upper()} in the environment, not in the file", setting=section, path=path)
+            raise ConfigError(f"unknown section [{section}]", setting=section, path=path)
+        if not isinstance(table, dict):
+            raise ConfigError(f"[{section}] must be a table", setting=section, path=path)
+        declared = {toml_key(f): f for f in fields(SECTIONS[section])}
+        for key, value in table.items():
+            name = f"{section}.{key}"
+            if key == "password" or key == "secret_key":
+                raise ConfigError(f"{name} is a secret: set it in the environment (TWIR_MAIL_...), not in the file", setting=name, path=path)
+            if key not in declared:
+                raise ConfigError(f"unknown setting {name}", setting=name, path=path)
+            values[section][declared[key].name] = _coerce(value, declared[key], name, path)
+
+    _apply_env(env, values)
+    base_dir = path.resolve().parent if path else Path.cwd()
+    settings = Settings(
+        **{name: SECTIONS[name](**vals) for name, vals in values.items()},
+        secret_key=env.get("TWIR_MAIL_SECRET_KEY") or DEV_SECRET,
+        smtp_password=env.get("TWIR_MAIL_SMTP_PASSWORD", ""),
+        webhook_password=env.get("TWIR_MAIL_WEBHOOK_PASSWORD", ""),
+        base_dir=base_dir,
+        config_path=path,
+    )
+    _validate(settings)
+    return settings
+
+
+def _apply_env(env: Mapping[str, str], values: dict[str, dict[str, Any]]) -> None:
+    lookup = {
+        f"{ENV_PREFIX}{section}_{key}".upper(): (section, f)
+        for section, key, f in iter_settings()
+    }
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or name in ENV_SPECIAL:
+            continue
+        if name not in lookup:
+            raise ConfigError(f"unknown setting in environment: {name}", setting=name)
+        section, f = lookup[name]
+        values[section][f.name] = _coerce(raw, f, name)
+
+
+def with_overrides(settings: Settings, **sections: Mapping[str, Any]) -> Settings:
+    """A copy with some section values replaced (tests, CLI flags such as --rate)."""
+    changes = {name: replace(getattr(settings, name), **vals) for name, vals in sections.items()}
+    new = replace(settings, **changes)
+    _validate(new)
+    return new

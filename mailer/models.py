@@ -1,0 +1,110 @@
+"""Plain data shared between modules. No I/O here."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Filled per recipient at send time, identically in the HTML and text parts.
+# Chosen to pass untouched through Jinja2, MJML, premailer/lxml and
+# quoted-printable (ASCII letters and '@', no '=' or '%').
+UNSUBSCRIBE_PLACEHOLDER = "@@UNSUBSCRIBE_URL@@"
+# Address of the sample message `render` writes next to the HTML.
+SAMPLE_RECIPIENT = "subscriber@example.invalid"
+
+
+@dataclass(frozen=True)
+class SponsorInfo:
+    name: str
+    url: str = ""
+    logo: str = ""
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class Issue:
+    """A parsed TWIR issue: Pelican headers plus the Markdown body."""
+
+    path: Path
+    title: str
+    number: int
+    date: dt.date
+    category: str
+    body: str  # Markdown, headers removed
+    body_line: int  # 1-based line of the body's first line in the file (for file:line messages)
+    subject: str | None = None  # `Subject:` override
+    preheader: str | None = None  # `Preheader:` override
+    sponsor: SponsorInfo | None = None  # `Sponsor:` override
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def stem(self) -> str:
+        return self.path.stem
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One issue rendered once; per-recipient sending only fills the placeholder."""
+
+    issue: Issue
+    subject: str
+    preheader: str
+    html: str
+    text: str
+    web_url: str
+
+    @property
+    def html_bytes(self) -> int:
+        return len(self.html.encode("utf-8"))
+
+    @property
+    def text_bytes(self) -> int:
+        return len(self.text.encode("utf-8"))
+
+
+class Severity(str, enum.Enum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One lint result, printed as ``file:line: severity: message``."""
+
+    path: str
+    line: int | None
+    severity: Severity
+    message: str
+    code: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        return f"{where}: {self.severity.value}: {self.message}"
+
+
+class Status(str, enum.Enum):
+    PENDING = "pending"
+    SUBSCRIBED = "subscribed"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+
+    @property
+    def suppressed(self) -> bool:
+        return self in (Status.UNSUBSCRIBED, Status.BOUNCED, Status.COMPLAINED)
+
+
+class DeliveryStatus(str, enum.Enum):
+    QUEUED = "queued"
+    SENDING = "sending"  # claimed; left like this by a crash = "unknown"
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class CampaignStatus(str, enum.Enum):
+    SENDING = "sending"
+    PAUSED = "paused"
+    DONE = "done"
