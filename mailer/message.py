@@ -1,0 +1,157 @@
+"""Build the MIME message: rendered once per send, personalised per recipient.
+
+``MessageTemplate`` quoted-printable-encodes the text and HTML parts once.
+Only the lines holding ``UNSUBSCRIBE_PLACEHOLDER`` are kept raw and encoded
+per recipient, so a recipient costs a few short encodes and a join instead of
+a full render or MIME serialisation.
+
+Headers are written by hand, not through ``email.policy``: the policies
+RFC 2047-encode or refold long values, which corrupts ``List-Unsubscribe``
+(RFC 8058 needs the URL verbatim in angle brackets).
+"""
+
+from __future__ import annotations
+
+import binascii
+import uuid
+from email.header import Header
+from email.utils import formataddr, formatdate, parseaddr
+
+from .config import Settings
+from .errors import TransportError
+from .models import SAMPLE_RECIPIENT, UNSUBSCRIBE_PLACEHOLDER, Rendered
+
+CRLF = b"\r\n"
+SAMPLE_TOKEN = "SAMPLE-TOKEN"
+
+
+def _qp(text: str) -> bytes:
+    """Quoted-printable (RFC 2045) with CRLF line ends; ``text`` uses LF."""
+    encoded = binascii.b2a_qp(text.encode("utf-8"), quotetabs=False, istext=True, header=False)
+    # The encoded form has no raw CR, so turning every LF into CRLF is safe.
+    return encoded.replace(b"\n", CRLF)
+
+
+class _Part:
+    """One body part as pre-encoded chunks, with raw lines for the placeholder."""
+
+    def __init__(self, content_type: str, text: str):
+        self.head = (
+            f"Content-Type: {content_type}; charset=\"utf-8\"\r\n"
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        ).encode("ascii")
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        if not text.endswith("\n"):
+            text += "\n"
+        # Alternate static (encoded bytes) and dynamic (raw str) pieces, split at
+        # line boundaries: QP encodes line by line, so the pieces concatenate.
+        self.pieces: list[bytes | str] = []
+        static: list[str] = []
+        for line in text.splitlines(keepends=True):
+            if UNSUBSCRIBE_PLACEHOLDER in line:
+                if static:
+                    self.pieces.append(_qp("".join(static)))
+                    static = []
+                self.pieces.append(line)
+            else:
+                static.append(line)
+        if static:
+            self.pieces.append(_qp("".join(static)))
+
+    @property
+    def placeholders(self) -> int:
+        return sum(p.count(UNSUBSCRIBE_PLACEHOLDER) for p in self.pieces if isinstance(p, str))
+
+    def render(self, url: str) -> bytes:
+        out = [self.head]
+        for piece in self.pieces:
+            out.append(piece if isinstance(piece, bytes) else _qp(piece.replace(UNSUBSCRIBE_PLACEHOLDER, url)))
+        return b"".join(out)
+
+
+def _ascii_header(name: str, value: str) -> str:
+    return f"{name}: {value}"
+
+
+def encode_subject(subject: str) -> str:
+    """Plain ASCII stays readable; anything else is RFC 2047 encoded (and folded)."""
+    if subject.isascii() and len(subject) < 900:
+        return subject
+    return Header(subject, "utf-8", header_name="Subject").encode(linesep="\r\n")
+
+
+def _address_ascii(address: str) -> str:
+    """An address for a header: the domain as IDNA; a non-ASCII local part is refused."""
+    local, _, domain = address.rpartition("@")
+    if not local or not domain:
+        raise TransportError(f"invalid recipient address {address!r}")
+    if not local.isascii():
+        raise TransportError(f"address {address!r} needs SMTPUTF8, which twir-mail does not send")
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}" if not domain.isascii() else address
+    except UnicodeError:
+        raise TransportError(f"invalid domain in {address!r}") from None
+
+
+class MessageTemplate:
+    """Everything about a campaign's message that does not depend on the recipient."""
+
+    def __init__(self, rendered: Rendered, settings: Settings, *, subject_prefix: str = ""):
+        news = settings.newsletter
+        self.sender_name, self.sender = parseaddr(news.from_)
+        self.domain = self.sender.rpartition("@")[2]
+        self.mailto = news.unsubscribe_mailto
+        self.base_url = settings.web.base_url.rstrip("/")
+        self.subject = subject_prefix + rendered.subject
+        self.boundary = f"=_twir_{uuid.uuid4().hex}"
+        self.text = _Part("text/plain", rendered.text)
+        self.html = _Part("text/html", rendered.html)
+        if not self.text.placeholders or not self.html.placeholders:
+            raise TransportError("rendered email lacks the unsubscribe placeholder in its text or HTML part")
+        common = [
+            _ascii_header("From", formataddr((self.sender_name, self.sender), charset="utf-8")),
+            _ascii_header("Subject", encode_subject(self.subject)),
+            _ascii_header("List-Id", news.list_id),
+            "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+            "MIME-Version: 1.0",
+            f'Content-Type: multipart/alternative; boundary="{self.boundary}"',
+        ]
+        if news.reply_to:
+            common.insert(1, _ascii_header("Reply-To", news.reply_to))
+        self._common = ("\r\n".join(common) + "\r\n").encode("utf-8")
+        self._open = f"\r\n--{self.boundary}\r\n".encode("ascii")
+        self._close = f"\r\n--{self.boundary}--\r\n".encode("ascii")
+
+    def unsubscribe_url(self, token: str) -> str:
+        return f"{self.base_url}/unsubscribe/{token}"
+
+    def list_unsubscribe(self, url: str) -> str:
+        # RFC 2369/8058: URLs in angle brackets, HTTPS first; folded after the comma.
+        value = f"<{url}>"
+        if self.mailto:
+            value += f",\r\n <mailto:{self.mailto}?subject=unsubscribe>"
+        return value
+
+    def build(self, recipient: str, token: str, *, extra_headers: dict[str, str] | None = None) -> bytes:
+        """The complete message for one recipient, CRLF line ends, ready for SES Raw or SMTP."""
+        url = self.unsubscribe_url(token)
+        head = [
+            f"To: {_address_ascii(recipient)}",
+            f"Date: {formatdate(usegmt=True)}",
+            f"Message-ID: <{uuid.uuid4().hex}@{self.domain}>",
+            f"List-Unsubscribe: {self.list_unsubscribe(url)}",
+        ]
+        for name, value in (extra_headers or {}).items():
+            head.append(f"{name}: {value}")
+        return b"".join((
+            self._common,
+            ("\r\n".join(head) + "\r\n").encode("ascii"),
+            b"\r\nThis is a multipart message in MIME format.\r\n",
+            self._open, self.text.render(url),
+            self._open, self.html.render(url),
+            self._close,
+        ))
+
+    def sample(self) -> bytes:
+        """A complete example message for a placeholder recipient (written by `render`)."""
+        return self.build(SAMPLE_RECIPIENT, SAMPLE_TOKEN)

@@ -1,0 +1,92 @@
+"""Signed tokens for unsubscribe and subscription-confirmation links.
+
+A token names a subscriber (and list) by id, never by address, and carries an
+HMAC-SHA256 tag (truncated to 128 bits) under a key derived from
+``TWIR_MAIL_SECRET_KEY`` and the token's purpose, so an unsubscribe token can
+never pass as a confirmation token. Tags are compared in constant time.
+
+Layout: ``base64url(version | purpose | fields...) "." base64url(tag)``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import struct
+import time
+from dataclasses import dataclass
+
+from .errors import TokenError
+
+VERSION = 1
+TAG_BYTES = 16
+UNSUBSCRIBE = 1
+CONFIRM = 2
+# version, purpose, subscriber id, list id, issued at (unix seconds)
+_LAYOUT = struct.Struct(">BBQQQ")
+
+
+@dataclass(frozen=True)
+class TokenData:
+    purpose: int
+    subscriber_id: int
+    list_id: int
+    issued_at: int
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class Signer:
+    """Makes and checks tokens; build one per process (key derivation is done once)."""
+
+    def __init__(self, secret: str):
+        if not secret:
+            raise TokenError("no secret key configured (TWIR_MAIL_SECRET_KEY)")
+        root = secret.encode("utf-8")
+        self._keys = {
+            purpose: hmac.new(root, f"twir-mail/token/{purpose}".encode(), hashlib.sha256).digest()
+            for purpose in (UNSUBSCRIBE, CONFIRM)
+        }
+
+    def _tag(self, purpose: int, payload: bytes) -> bytes:
+        return hmac.new(self._keys[purpose], payload, hashlib.sha256).digest()[:TAG_BYTES]
+
+    def make(self, purpose: int, subscriber_id: int, list_id: int = 0, issued_at: int | None = None) -> str:
+        issued = int(time.time()) if issued_at is None else issued_at
+        payload = _LAYOUT.pack(VERSION, purpose, subscriber_id, list_id, issued)
+        return f"{_b64(payload)}.{_b64(self._tag(purpose, payload))}"
+
+    def unsubscribe_token(self, subscriber_id: int, list_id: int) -> str:
+        # issued_at 0: the link in a years-old email keeps working, and the same
+        # recipient always gets the same token (stable, cacheable URLs).
+        return self.make(UNSUBSCRIBE, subscriber_id, list_id, issued_at=0)
+
+    def confirm_token(self, subscriber_id: int, list_id: int) -> str:
+        return self.make(CONFIRM, subscriber_id, list_id)
+
+    def verify(self, token: str, purpose: int, max_age: float | None = None, now: float | None = None) -> TokenData:
+        """Return the token's data or raise ``TokenError`` (never says which part was wrong)."""
+        try:
+            body, _, tag = token.partition(".")
+            payload, given = _unb64(body), _unb64(tag)
+        except (binascii.Error, ValueError, UnicodeError):
+            raise TokenError("invalid token") from None
+        if len(payload) != _LAYOUT.size or len(given) != TAG_BYTES:
+            raise TokenError("invalid token")
+        # Check the tag before looking at any field: a forged token learns nothing.
+        if not hmac.compare_digest(self._tag(purpose, payload), given):
+            raise TokenError("invalid token")
+        version, kind, subscriber_id, list_id, issued = _LAYOUT.unpack(payload)
+        if version != VERSION or kind != purpose:
+            raise TokenError("invalid token")
+        if max_age is not None and (now if now is not None else time.time()) - issued > max_age:
+            raise TokenError("expired token")
+        return TokenData(kind, subscriber_id, list_id, issued)

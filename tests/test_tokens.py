@@ -1,0 +1,58 @@
+"""Signed tokens: round trip, tampering, purpose separation, expiry."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, strategies as st
+
+from mailer.errors import TokenError
+from mailer.tokens import CONFIRM, UNSUBSCRIBE, Signer
+
+SECRET = "s" * 32
+
+
+def test_round_trip_and_no_address_inside():
+    signer = Signer(SECRET)
+    token = signer.unsubscribe_token(12345, 2)
+    data = signer.verify(token, UNSUBSCRIBE)
+    assert (data.subscriber_id, data.list_id) == (12345, 2)
+    assert token == signer.unsubscribe_token(12345, 2), "unsubscribe tokens are stable"
+    assert all(c.isalnum() or c in "-_." for c in token) and len(token) < 60
+
+
+def test_other_secret_or_purpose_is_rejected():
+    token = Signer(SECRET).unsubscribe_token(1, 1)
+    with pytest.raises(TokenError):
+        Signer("t" * 32).verify(token, UNSUBSCRIBE)
+    with pytest.raises(TokenError):
+        Signer(SECRET).verify(token, CONFIRM)
+
+
+def test_confirm_tokens_expire():
+    signer = Signer(SECRET)
+    token = signer.make(CONFIRM, 7, 1, issued_at=1_000)
+    assert signer.verify(token, CONFIRM, max_age=60, now=1_030).subscriber_id == 7
+    with pytest.raises(TokenError, match="expired"):
+        signer.verify(token, CONFIRM, max_age=60, now=1_061)
+
+
+@pytest.mark.parametrize("mangle", [
+    lambda t: t[:-1],
+    lambda t: t[:10],
+    lambda t: t.replace(".", ""),
+    lambda t: "A" + t[1:] if t[0] != "A" else "B" + t[1:],
+    lambda t: t + "A",
+    lambda t: "",
+    lambda t: "....",
+    lambda t: "%%%.***",
+])
+def test_tampered_tokens_are_rejected(mangle):
+    signer = Signer(SECRET)
+    with pytest.raises(TokenError):
+        signer.verify(mangle(signer.unsubscribe_token(99, 1)), UNSUBSCRIBE)
+
+
+@given(st.text(max_size=80))
+def test_arbitrary_text_never_verifies_or_crashes(text):
+    with pytest.raises(TokenError):
+        Signer(SECRET).verify(text, UNSUBSCRIBE)
