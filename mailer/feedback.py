@@ -1,0 +1,231 @@
+"""Amazon SNS message verification and SES event parsing.
+
+Verification follows the SNS documentation: the signing certificate is fetched
+only over HTTPS from ``sns.<region>.amazonaws.com`` (or ``.amazonaws.com.cn``)
+and cached; the string to sign is built from the documented fields in their
+documented order; SignatureVersion 1 is SHA1withRSA, 2 is SHA256withRSA; only
+configured TopicArns are accepted. Nothing here touches the database: the web
+layer applies the parsed events.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import threading
+import urllib.request
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from .config import Settings
+from .errors import WebhookError
+
+SNS_HOST = re.compile(r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")
+NOTIFICATION_FIELDS = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
+CONFIRMATION_FIELDS = ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type")
+MESSAGE_TYPES = ("Notification", "SubscriptionConfirmation", "UnsubscribeConfirmation")
+HASHES = {"1": hashes.SHA1, "2": hashes.SHA256}
+MAX_BODY = 256 * 1024  # SNS messages are at most 256 KB
+
+Fetcher = Callable[[str], bytes]
+
+
+def fetch_https(url: str, timeout: float = 5.0) -> bytes:
+    """Default certificate fetcher: HTTPS only, certificate-verified, size-capped."""
+    if urlsplit(url).scheme != "https":
+        raise WebhookError("certificate URL is not HTTPS")
+    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (https checked)
+        return resp.read(64 * 1024)
+
+
+def parse_sns_body(body: bytes) -> dict:
+    """The JSON document of an SNS HTTP(S) POST, or ``WebhookError(400)``."""
+    if len(body) > MAX_BODY:
+        raise WebhookError("body too large", status=413)
+    try:
+        doc = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise WebhookError("body is not JSON", status=400) from None
+    if not isinstance(doc, dict) or doc.get("Type") not in MESSAGE_TYPES:
+        raise WebhookError("not an SNS message", status=400)
+    for key in ("MessageId", "TopicArn", "Timestamp", "Signature", "SigningCertURL", "SignatureVersion"):
+        if not isinstance(doc.get(key), str):
+            raise WebhookError(f"SNS message without {key}", status=400)
+    return doc
+
+
+def string_to_sign(doc: dict) -> bytes:
+    names = NOTIFICATION_FIELDS if doc["Type"] == "Notification" else CONFIRMATION_FIELDS
+    parts = []
+    for name in names:
+        value = doc.get(name)
+        if value is None:
+            if name == "Subject":
+                continue  # optional in notifications
+            raise WebhookError(f"SNS message without {name}", status=400)
+        if not isinstance(value, str):
+            raise WebhookError(f"SNS field {name} is not a string", status=400)
+        parts.append(f"{name}\n{value}\n")
+    return "".join(parts).encode("utf-8")
+
+
+class SnsVerifier:
+    """Checks SNS messages; certificates are fetched once per URL and cached."""
+
+    def __init__(self, settings: Settings, fetcher: Fetcher | None = None, cache_size: int = 32):
+        self.topic_arns = set(settings.webhook.topic_arns)
+        self.test_origin = settings.webhook.test_cert_origin.rstrip("/")
+        self.fetcher = fetcher or fetch_https
+        self._cache: OrderedDict[str, rsa.RSAPublicKey] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    def check_cert_url(self, url: str) -> str:
+        """Return the URL to fetch the certificate from, or refuse (403)."""
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if self.test_origin and origin == self.test_origin:
+            return url
+        if parts.scheme != "https" or not SNS_HOST.match(parts.hostname or "") or parts.port not in (None, 443):
+            raise WebhookError("signing certificate not from an SNS host")
+        if not parts.path.endswith(".pem"):
+            raise WebhookError("signing certificate URL is not a .pem")
+        # Tests only: the emulator serves the same path the real host would.
+        return f"{self.test_origin}{parts.path}" if self.test_origin else url
+
+    def _public_key(self, url: str) -> rsa.RSAPublicKey:
+        fetch_url = self.check_cert_url(url)
+        with self._lock:
+            if url in self._cache:
+                self._cache.move_to_end(url)
+                return self._cache[url]
+        try:
+            cert = x509.load_pem_x509_certificate(self.fetcher(fetch_url))
+        except WebhookError:
+            raise
+        except Exception as exc:  # network errors, bad PEM: either way not verifiable
+            raise WebhookError(f"cannot load signing certificate: {type(exc).__name__}") from None
+        key = cert.public_key()
+        if not isinstance(key, rsa.RSAPublicKey):
+            raise WebhookError("signing certificate has no RSA key")
+        with self._lock:
+            self._cache[url] = key
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return key
+
+    def verify(self, doc: dict) -> dict:
+        """Return ``doc`` if it is a genuine SNS message for an accepted topic, else raise."""
+        if doc["TopicArn"] not in self.topic_arns:
+            raise WebhookError("topic not accepted")
+        algorithm = HASHES.get(doc["SignatureVersion"])
+        if algorithm is None:
+            raise WebhookError("unsupported SignatureVersion")
+        try:
+            signature = base64.b64decode(doc["Signature"], validate=True)
+        except (binascii.Error, ValueError):
+            raise WebhookError("signature is not base64") from None
+        payload = string_to_sign(doc)
+        key = self._public_key(doc["SigningCertURL"])
+        try:
+            key.verify(signature, payload, padding.PKCS1v15(), algorithm())
+        except InvalidSignature:
+            raise WebhookError("bad signature") from None
+        return doc
+
+    def check_subscribe_url(self, url: str) -> str:
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if self.test_origin and origin == self.test_origin:
+            return url
+        if parts.scheme != "https" or not SNS_HOST.match(parts.hostname or ""):
+            raise WebhookError("SubscribeURL not on an SNS host")
+        return url
+
+
+# -- SES events ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SesEvent:
+    """One recipient's outcome from an SES notification (either shape)."""
+
+    kind: str  # bounce | complaint | delivery | reject | delivery_delay | send | open | click | ...
+    address: str
+    message_id: str  # SES MessageId of the message concerned
+    bounce_type: str = ""  # Permanent | Transient | Undetermined
+    detail: str = ""
+    timestamp: str = ""
+    tags: dict = field(default_factory=dict)
+
+    @property
+    def permanent_bounce(self) -> bool:
+        return self.kind == "bounce" and self.bounce_type == "Permanent"
+
+
+# Where each event type keeps its details in the notification.
+BODY_KEYS = {"delivery_delay": "deliveryDelay", "rendering_failure": "failure"}
+
+
+def _kind(doc: dict) -> str:
+    # Identity notifications say notificationType; configuration-set events say eventType.
+    raw = doc.get("eventType") or doc.get("notificationType") or ""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", str(raw)).lower()  # DeliveryDelay -> delivery_delay
+
+
+def _addresses(items: Iterable) -> list[str]:
+    """Addresses from a list of strings or of ``{"emailAddress": ...}`` objects."""
+    out = []
+    for item in items if isinstance(items, list) else []:
+        value = item.get("emailAddress") if isinstance(item, dict) else item
+        if isinstance(value, str) and "@" in value:
+            out.append(value)
+    return out
+
+
+def parse_ses_events(message: str) -> list[SesEvent]:
+    """Events in an SNS ``Message`` carrying an SES notification; other messages give []."""
+    try:
+        doc = json.loads(message)
+    except ValueError:
+        return []
+    if not isinstance(doc, dict):
+        return []
+    kind = _kind(doc)
+    mail = doc.get("mail") if isinstance(doc.get("mail"), dict) else {}
+    message_id = str(mail.get("messageId", ""))
+    tags = mail.get("tags") if isinstance(mail.get("tags"), dict) else {}
+    body = doc.get(BODY_KEYS.get(kind, kind))
+    body = body if isinstance(body, dict) else {}
+    stamp = str(body.get("timestamp", mail.get("timestamp", "")))
+
+    def make(address: str, **extra) -> SesEvent:
+        return SesEvent(kind=kind, address=address, message_id=message_id, timestamp=stamp, tags=tags, **extra)
+
+    if kind == "bounce":
+        bounce_type = str(body.get("bounceType", ""))
+        return [
+            make(r["emailAddress"], bounce_type=bounce_type,
+                 detail=str(r.get("diagnosticCode") or body.get("bounceSubType", ""))[:500])
+            for r in body.get("bouncedRecipients") or []
+            if isinstance(r, dict) and "@" in str(r.get("emailAddress", ""))
+        ]
+    if kind == "complaint":
+        detail = str(body.get("complaintFeedbackType", ""))
+        return [make(a, detail=detail) for a in _addresses(body.get("complainedRecipients"))]
+    if kind == "delivery":
+        return [make(a, detail=str(body.get("smtpResponse", ""))[:500]) for a in _addresses(body.get("recipients"))]
+    if kind == "delivery_delay":
+        detail = str(body.get("delayType", ""))
+        return [make(a, detail=detail) for a in _addresses(body.get("delayedRecipients"))]
+    # reject, send, open, click, rendering_failure...: about the whole message.
+    detail = str(body.get("reason", "")) if kind == "reject" else ""
+    return [make(a, detail=detail) for a in _addresses(mail.get("destination"))]
