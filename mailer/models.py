@@ -108,3 +108,26 @@ class CampaignStatus(str, enum.Enum):
     SENDING = "sending"
     PAUSED = "paused"
     DONE = "done"
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """One row of the subscriber list (email/email_norm are None once forgotten)."""
+
+    id: int
+    email: str | None
+    email_norm: str | None
+    name: str | None
+    status: Status
+    source: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    at: dt.datetime
+    old_status: Status | None
+    new_status: Status
+    reason: str
+    detail: str | None = None
