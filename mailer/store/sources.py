@@ -9,7 +9,6 @@ Mailchimp never resends to people who left. Everything streams: one row at a tim
 from __future__ import annotations
 
 import csv
-import io
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -34,11 +33,11 @@ class Row:
     bad_status: str | None = None
 
 
-def _reader(fh: io.TextIOBase, label: str) -> tuple[csv.reader, list[str]]:
+def _reader(fh: Iterator[str], label: str) -> tuple[csv.reader, list[str]]:
     reader = csv.reader(fh)
     try:
         header = next(reader, None)
-    except (csv.Error, UnicodeDecodeError) as exc:
+    except csv.Error as exc:
         raise ImportFileError(f"not a readable CSV file: {exc}", path=label, line=1) from None
     if not header:
         raise ImportFileError("empty file (expected a header row)", path=label, line=1)
@@ -51,8 +50,6 @@ def _rows(reader, label: str) -> Iterator[tuple[int, list[str]]]:
             values = next(reader)
         except StopIteration:
             return
-        except UnicodeDecodeError:
-            raise ImportFileError("not UTF-8 text", path=label, line=reader.line_num + 1) from None
         except csv.Error as exc:
             raise ImportFileError(f"unreadable CSV: {exc}", path=label, line=reader.line_num) from None
         if any(v.strip() for v in values):  # blank lines are not rows
@@ -75,7 +72,7 @@ def _join_name(*parts: str) -> str | None:
     return " ".join(p for p in parts if p) or None
 
 
-def plain_rows(fh: io.TextIOBase, label: str) -> Iterator[Row]:
+def plain_rows(fh: Iterator[str], label: str) -> Iterator[Row]:
     """A CSV with an `email` column; optional `name` (or first/last name) and `status`."""
     reader, header = _reader(fh, label)
     email = _column(header, "email", "e-mail", "email address", "email_address")
@@ -119,7 +116,7 @@ def _mailchimp_detail(kind: str, values: list[str], header: list[str]) -> str:
     return "; ".join([f"mailchimp {kind}", *known])[:500]
 
 
-def mailchimp_rows(fh: io.TextIOBase, label: str) -> Iterator[Row]:
+def mailchimp_rows(fh: Iterator[str], label: str) -> Iterator[Row]:
     reader, header = _reader(fh, label)
     kind = mailchimp_kind(label, header)
     if kind is None:
@@ -134,9 +131,16 @@ def mailchimp_rows(fh: io.TextIOBase, label: str) -> Iterator[Row]:
                   MAILCHIMP_KINDS[kind], _mailchimp_detail(kind, values, header))
 
 
-def _text(binary) -> io.TextIOWrapper:
-    # utf-8-sig: Excel and some exports start with a byte-order mark.
-    return io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
+def _text(binary, label: str) -> Iterator[str]:
+    """Decode line by line, so a bad byte is reported on its own line (not the chunk's)."""
+    for number, raw in enumerate(binary, 1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ImportFileError("not UTF-8 text", path=label, line=number) from None
+        if number == 1:
+            line = line.removeprefix("\ufeff")  # Excel and some exports start with a byte-order mark
+        yield line
 
 
 def _zip_rows(path: Path) -> Iterator[Row]:
@@ -152,7 +156,8 @@ def _zip_rows(path: Path) -> Iterator[Row]:
             raise ImportFileError("no subscribed_*, unsubscribed_* or cleaned_*.csv inside", path=path)
         for member in ordered:
             with archive.open(member) as binary:
-                yield from mailchimp_rows(_text(binary), f"{path}/{member}")
+                label = f"{path}/{member}"
+                yield from mailchimp_rows(_text(binary, label), label)
 
 
 def detect_format(path: Path) -> str:
@@ -178,7 +183,7 @@ def read_rows(path: str | Path, fmt: str | None = None) -> Iterator[Row]:
         return
     try:
         with path.open("rb") as binary:
-            fh = _text(binary)
-            yield from (mailchimp_rows if fmt == "mailchimp" else plain_rows)(fh, str(path))
+            reader = mailchimp_rows if fmt == "mailchimp" else plain_rows
+            yield from reader(_text(binary, str(path)), str(path))
     except OSError as exc:
         raise ImportFileError(f"cannot read: {exc.strerror}", path=path) from None
