@@ -20,6 +20,7 @@ import ftfy
 
 from .config import Settings
 from .errors import TwirMailError
+from .content import CONTROL_CHARS
 from .issue import parse_issue
 from .models import Finding, Issue, Severity
 
@@ -123,6 +124,8 @@ class _Linter:
             if fixed is not None:
                 self.error(i, f"mojibake (text decoded with the wrong charset): {_diff(line, fixed)}", "mojibake")
             links += self.links(i, line)
+            for ch in sorted(set(CONTROL_CHARS.findall(line))):
+                self.warn(i, f"invisible control character U+{ord(ch):04X} (dropped from the email)", "control")
         self.link_checks(links)
         self.empty_sections()
         return self.findings
