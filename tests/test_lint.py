@@ -38,7 +38,7 @@ def test_published_corpus_has_no_false_errors(corpus, settings):
         found = [f for f in check_issue(path, settings) if f.severity == Severity.ERROR]
         if found:
             errors[path.name] = found
-    # Issue 569 really was published with its Reddit placeholder.
+    # Issue 570 really was published with its Reddit placeholder.
     assert list(errors) == ["2024-10-23-this-week-in-rust.md"]
     assert [f.code for f in errors["2024-10-23-this-week-in-rust.md"]] == ["placeholder"]
 
