@@ -9,7 +9,7 @@ import pytest
 from lxml import html as lxml_html
 
 from mailer.config import with_overrides
-from mailer.content import CONTROL_CHARS, markdown_html
+from mailer.content import CONTROL_CHARS, HTML_TAGS, markdown_html
 from mailer.errors import RenderError
 from mailer.issue import parse_issue
 from mailer.lint import inline_links, scan_lines
@@ -96,6 +96,18 @@ def test_corpus_comments_removed_and_placeholder(rendered_corpus):
         assert rendered.web_url in rendered.html and rendered.web_url in rendered.text
     latest = rendered_corpus[-1][2]
     assert "Dear community contributors" not in latest.html + latest.text
+
+
+def test_corpus_no_pseudo_tag_vanishes(rendered_corpus):
+    """Every `<Thing>` written outside code (not real HTML) is visible text in the email."""
+    for path, issue, rendered in rendered_corpus:
+        text = " ".join(content_of(rendered.html)[1].text_content().split())
+        for line in scan_lines(issue.body):
+            for m in re.finditer(r"<(/?[A-Za-z][^<>\s]*)>", re.sub(r"\\([<>])", r"\1", line)):
+                name = m.group(1).lstrip("/")
+                if (name.islower() and name in HTML_TAGS) or "://" in name or "@" in name:
+                    continue
+                assert m.group(0) in text, (path, m.group(0))
 
 
 def test_corpus_pseudo_tags_kept_as_text(rendered_corpus):
