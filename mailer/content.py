@@ -56,7 +56,9 @@ def _markdown() -> markdown.Markdown:
 
 def markdown_html(body: str) -> str:
     """Plain Python-Markdown output, as the website would render the body."""
-    return _markdown().convert(CONTROL_CHARS.sub("", body))
+    # The leading blank line ends `meta`'s header block at once: the headers are
+    # already parsed, and a first line like "Update: ..." must stay text.
+    return _markdown().convert("\n" + CONTROL_CHARS.sub("", body))
 
 
 def escape_pseudo_tags(html: str) -> str:

@@ -249,3 +249,25 @@ def test_break_long_lines_only_at_spaces_outside_attributes():
     assert all(len(part) <= 100 for part in out.split("\n"))
     assert out.replace("\n", " ") == line
     assert '<p title="a b c d e f">' in out
+
+
+# -- property: generic-looking text never vanishes ------------------------------------
+
+from hypothesis import given, settings as hsettings, strategies as st  # noqa: E402
+
+from mailer.content import content_html  # noqa: E402
+
+_word = st.from_regex(r"[A-Z][a-z0-9_]{0,5}", fullmatch=True)
+_sep = st.sampled_from([" ", "<", ">", ", ", "::", " <", "> ", "<&", "-<"])
+
+
+@hsettings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(_word, _sep), min_size=1, max_size=12))
+def test_rust_generics_in_prose_survive(parts):
+    text = "".join(w + s for w, s in parts).strip()
+    fragment = lxml_html.fragment_fromstring(content_html(text), create_parent="div")
+    assert " ".join(fragment.text_content().split()) == " ".join(text.split())
+
+
+def test_first_body_line_that_looks_like_a_header_stays():
+    assert "Update: the survey is open" in content_html("Update: the survey is open.\n\nMore.\n")
