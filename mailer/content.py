@@ -64,13 +64,14 @@ def markdown_html(body: str) -> str:
 def escape_pseudo_tags(html: str) -> str:
     """Escape every ``<`` that does not open a real HTML tag, comment or closing tag."""
     out = []
-    pos = 0
+    pos = skip = 0
     for m in _LT.finditer(html):
         start = m.start()
-        if start < pos:
+        if start < max(pos, skip):
             continue
         tag = _REAL_TAG.match(html, start)
         if tag and tag.group(1) in HTML_TAGS:
+            skip = tag.end()  # a "<" inside its attribute values is not a tag
             continue
         if html.startswith("<!--", start):
             continue
