@@ -28,6 +28,7 @@ STYLE_PROBE = """() => {
     card: css(card).backgroundColor,
     link: css(link).color,
     text: css(document.querySelector('.content div')).color,
+    title: css(document.querySelector('.hd-title a')).color,
   };
 }"""
 
@@ -61,7 +62,7 @@ def test_email_in_chromium_light_and_dark(browser, samples, screenshot_dir):
             assert light["body"] != dark["body"] and light["card"] != dark["card"], path.name
             # The dark rules beat the inlined light colours.
             assert light["link"] == "rgb(183, 65, 14)" and dark["link"] == "rgb(255, 166, 87)"
-            assert dark["text"] == "rgb(230, 237, 243)"
+            assert dark["text"] == dark["title"] == "rgb(230, 237, 243)"
 
 
 def test_code_blocks_keep_lines_in_browser(browser, samples):
