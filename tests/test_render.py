@@ -271,3 +271,20 @@ def test_rust_generics_in_prose_survive(parts):
 
 def test_first_body_line_that_looks_like_a_header_stays():
     assert "Update: the survey is open" in content_html("Update: the survey is open.\n\nMore.\n")
+
+
+def test_text_wrapping_never_breaks_urls():
+    from mailer.textpart import html_to_text
+
+    url = "https://example.org/" + "a-very-long-path-segment/" * 4
+    body = ("Words " * 20 + f"<{url}> and a [named link]({url}?x=1) and <editors@example.org>. " + "More " * 20
+            + "\n\n* item with " + "text " * 30 + "\n")
+    fragment = lxml_html.fragment_fromstring(content_html(body), create_parent="div")
+    text = html_to_text(fragment)
+    lines = text.split("\n")
+    assert url in lines  # the bare URL got a line of its own, unbroken
+    assert f"[1] {url}?x=1" in lines
+    assert "editors@example.org" in text and "mailto:" not in text
+    assert all(len(line) <= 78 for line in lines if "://" not in line)
+    item = [line for line in lines if line.startswith(("* item", "  text"))]
+    assert len(item) > 1 and all(line.startswith("  ") for line in item[1:])
