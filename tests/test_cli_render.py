@@ -99,3 +99,15 @@ def test_preview_serves_and_stops(workdir, corpus):
 def test_preview_bad_file_is_one_line_error(run_cli, workdir):
     res = run_cli("preview", str(workdir / "nope.md"))
     assert res.code == 1 and res.err.strip() == f"error: {workdir / 'nope.md'}: no such file"
+
+
+def test_preview_port_in_use(run_cli, corpus):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        res = run_cli("preview", str(corpus[-1]), "--port", str(port))
+    assert res.code == 1
+    assert res.err.strip() == f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
