@@ -121,6 +121,12 @@ def create(store: Store, *, kind: str, issue_number: int, issue_path: str, list_
     return get(store, cid)
 
 
+def refuse_second_send(store: Store, issue_number: int, list_name: str) -> None:
+    """Raise CampaignError if the issue was sent (or is being sent) to the list."""
+    with store._read() as conn:
+        _refuse_second_send(conn, issue_number, store.list_id(list_name, conn), list_name)
+
+
 def _refuse_second_send(conn, issue_number: int, list_id: int, list_name: str) -> None:
     row = conn.execute(sa.select(C.c.id, C.c.status).where(
         C.c.kind == "send", C.c.issue_number == issue_number, C.c.list_id == list_id)).first()
