@@ -178,3 +178,17 @@ def test_real_transport_refused_without_secret(store, db_settings, moto):
     with pytest.raises(ConfigError, match="TWIR_MAIL_SECRET_KEY"):
         cmp.start(store, make_rendered(), s, open_transport(s), list_name="main")
     assert ledger.all_campaigns(store) == []
+
+
+def test_campaign_through_smtp_with_454_throttling(store, db_settings, smtp_server):
+    subs = add_subscribers(store, 8)
+    s = with_overrides(db_settings, transport={"kind": "smtp"}, web={"base_url": BASE},
+                       smtp={"host": "127.0.0.1", "port": smtp_server.port, "security": "none"})
+    s = replace(s, secret_key=SECRET)
+    smtp_server.handler.fail_next = 3  # "454 Throttling failure" three times: retried, not failed
+    report = run(store, s, rate=100)
+    assert (report.counts["sent"], report.counts["failed"], report.progress.retries) == (8, 0, 3)
+    got = sorted(r for m in smtp_server.messages for r in m.recipients)
+    assert got == sorted(x.email for x in subs)
+    assert all(b"List-Unsubscribe: <https://twir-mail.example.org/unsubscribe/" in m.data
+               for m in smtp_server.messages)
