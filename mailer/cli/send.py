@@ -111,7 +111,8 @@ def _send(ctx, issue, list_name, yes, dry_run, rate, force, resume, resend_unkno
         transport = open_transport(settings, dry_run=dry_run)
         try:
             if dry_run:
-                return _dry_run(store, rendered, settings, list_name)
+                target = settings.send.preview_list if "preview" in to else list_name
+                return _dry_run(store, rendered, settings, target)
             if not transport.local:
                 check_sendable(settings)
             if resuming:
