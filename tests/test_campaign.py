@@ -7,6 +7,7 @@ from dataclasses import replace
 from email import policy
 
 import pytest
+import sqlalchemy as sa
 
 from mailer import campaign as cmp
 from mailer.campaign import ledger
@@ -192,3 +193,18 @@ def test_campaign_through_smtp_with_454_throttling(store, db_settings, smtp_serv
     assert got == sorted(x.email for x in subs)
     assert all(b"List-Unsubscribe: <https://twir-mail.example.org/unsubscribe/" in m.data
                for m in smtp_server.messages)
+
+
+def test_bounced_forgotten_and_removed_recipients_are_skipped(store, db_settings):
+    subs = add_subscribers(store, 6)
+    rendered, transport = make_rendered(), open_transport(db_settings)
+    c = cmp.start(store, rendered, db_settings, transport, list_name="main")  # all 6 frozen
+    store.set_status(subs[1].id, Status.BOUNCED, reason="ses-bounce")
+    store.forget(subs[2].email)
+    with store.engine.begin() as conn:  # left the list without changing status
+        conn.execute(sa.text("DELETE FROM list_members WHERE subscriber_id = :s"), {"s": subs[3].id})
+    report = cmp.deliver(store, c, rendered, transport, db_settings, rate=None)
+    assert (report.counts["sent"], report.counts["skipped"]) == (3, 3)
+    reasons = sorted(why for _, _, why in ledger.failures(store, c.id))
+    assert reasons == ["address was forgotten", "subscriber is bounced", "subscriber left the list"]
+    assert report.status == CampaignStatus.DONE

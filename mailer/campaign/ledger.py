@@ -241,7 +241,7 @@ def step(store: Store, campaign: Campaign, outcomes: list[Outcome], want: int) -
             rows = sorted(cur.fetchall())
             claims, gone = [], {}
             for did, sub_id, email, sub_status, member in rows:
-                why = _gone(campaign, sub_id, sub_status, member)
+                why = _gone(campaign, sub_id, email, sub_status, member)
                 if why:
                     gone[did] = why
                 else:
@@ -253,8 +253,10 @@ def step(store: Store, campaign: Campaign, outcomes: list[Outcome], want: int) -
             cur.close()
 
 
-def _gone(campaign: Campaign, subscriber_id, sub_status, member) -> str | None:
+def _gone(campaign: Campaign, subscriber_id, email, sub_status, member) -> str | None:
     """Why a claimed recipient must not get this message any more (None: send it)."""
+    if email is None:
+        return "address was forgotten"
     if subscriber_id is None:
         # Test-send addresses have no subscriber; in a real send it was deleted (SET NULL).
         return "subscriber was removed" if campaign.kind == "send" else None
