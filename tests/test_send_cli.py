@@ -166,9 +166,9 @@ def test_ctrl_c_stops_gracefully_and_resume_finishes(store, store_url, tmp_path)
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)  # SKIP LOCKED sharing: PostgreSQL only
 def test_two_concurrent_resumes_on_postgresql_send_nobody_twice(store, store_url, tmp_path, db_settings):
-    if store.dialect != "postgresql":
-        pytest.skip("SKIP LOCKED sharing is a PostgreSQL feature")
+    assert store.dialect == "postgresql"
     subs = add_subscribers(store, 200)
     rendered = render_issue(parse_issue(ISSUE), db_settings)
     c = cmp.start(store, rendered, db_settings, open_transport(db_settings), list_name="main")
