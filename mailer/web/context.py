@@ -47,7 +47,6 @@ class Services:
         self._transport = transport
         self._owns_transport = transport is None
         self._lock = threading.Lock()
-        self.send_lock = threading.Lock()  # transports need not be thread-safe
         self._list_titles: dict[int, str] = {}
 
     # -- lazily opened resources ------------------------------------------------
