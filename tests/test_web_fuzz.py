@@ -30,8 +30,10 @@ def snapshot(store) -> tuple:
 @st.composite
 def mutate(draw, token: str) -> str:
     """A near-miss of a real token: one character changed, cut or added."""
-    i = draw(st.integers(0, len(token) - 1))
-    how = draw(st.sampled_from(["flip", "cut", "add"]))
+    i = draw(st.one_of(st.integers(0, len(token) - 1), st.just(len(token) - 1)))
+    how = draw(st.sampled_from(["flip", "cut", "add", "append"]))
+    if how == "append":
+        return token + draw(st.text(".=!" + B64, min_size=1, max_size=3))
     if how == "cut":
         return token[:i]
     ch = draw(st.sampled_from(B64 + ".=!"))
