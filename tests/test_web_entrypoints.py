@@ -98,3 +98,19 @@ def test_lambda_handler_one_click(lambda_env):
     forged = aws_lambda.handler(api_event("POST", f"/unsubscribe/{token[:-3]}", b"List-Unsubscribe=One-Click",
                                           "application/x-www-form-urlencoded"), None)
     assert forged["statusCode"] == 400
+
+
+def test_database_down_is_a_503_page(settings):
+    import httpx
+
+    from mailer.config import with_overrides
+    from mailer.web import create_app
+    from tests.fixtures.web import serve
+
+    s = with_overrides(settings, database={"url": "postgresql://postgres@127.0.0.1:1/nothing"})
+    token = Signer(s.secret_key).unsubscribe_token(1, 1)
+    port = free_port()
+    with serve(create_app(s), port) as url:
+        assert httpx.get(f"{url}/healthz").status_code == 200
+        r = httpx.post(f"{url}/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"})
+    assert r.status_code == 503 and "Temporarily unavailable" in r.text and "Traceback" not in r.text
