@@ -47,3 +47,25 @@ def test_postgres_urls_use_psycopg3():
 def test_head_constant_matches_the_migration_scripts():
     head, revisions = migrate.script_revisions()
     assert migrate.HEAD == head and head in revisions
+
+
+def _open_and_add(url: str, n: int) -> int:
+    from mailer.config import load_settings, with_overrides
+    from mailer.store import open_store
+
+    settings = with_overrides(load_settings(env={}), database={"url": url})
+    with open_store(settings) as store:
+        return store.add(f"p{n}@example.com").id
+
+
+def test_first_use_from_several_processes_at_once(tmp_path):
+    """The web app and a CLI command may both find a fresh SQLite file: both must work."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    with ProcessPoolExecutor(4) as pool:
+        ids = list(pool.map(_open_and_add, [url] * 8, range(8)))
+    assert sorted(ids) == list(range(1, 9))
+    engine = create_engine(url)
+    assert migrate.current_revision(engine) == migrate.HEAD
+    engine.dispose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from hypothesis import given, settings as hsettings, strategies as st
 
 from mailer.errors import StoreError, SubscriberError
 from mailer.models import Status
@@ -166,3 +167,37 @@ def test_unreachable_database_is_one_line(settings):
     with pytest.raises(StoreError) as info:
         open_store(s)
     assert "\n" not in str(info.value) and "cannot open database" in str(info.value)
+
+
+ADDRESS_CHARS = "abcXYZ09.-_+'!#%&*/=?^`{|}~@ \"(),:;<>[\\]ëłü中\u200b"
+
+
+@hsettings(max_examples=1500, deadline=None)
+@given(st.text(alphabet=ADDRESS_CHARS, max_size=30) | st.emails())
+def test_fast_path_agrees_with_email_validator(address):
+    def outcome(fn):
+        try:
+            return fn(address)
+        except SubscriberError:
+            return "invalid"
+
+    from mailer.store.addresses import full_normalize
+
+    expected = outcome(full_normalize) if address.strip() else "invalid"
+    assert outcome(normalize) == expected
+
+
+@pytest.mark.parametrize("address", ["a@b.c.example.com", "A.B@EXAMPLE.org", "x@bücher.de", "ü@example.com",
+                                     "a..b@example.com", ".a@example.com", "a@-example.com", "a@example",
+                                     "a@localhost", "a@example.test", "a@1.2.3.4", "a@[1.2.3.4]",
+                                     "x" * 65 + "@example.com", "a@" + "b" * 250 + ".com"])
+def test_fast_path_agrees_on_edge_cases(address):
+    from mailer.store.addresses import full_normalize
+
+    try:
+        expected = full_normalize(address)
+    except SubscriberError:
+        with pytest.raises(SubscriberError):
+            normalize(address)
+    else:
+        assert normalize(address) == expected

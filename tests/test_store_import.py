@@ -62,7 +62,7 @@ def test_mailchimp_zip_round_trips_statuses(store, tmp_path):
     assert all("\n" not in m for m in bad)
     assert store.count() == {"pending": 0, "subscribed": 8, "unsubscribed": 3, "bounced": 3, "complained": 0}
     sub = store.get("mixed.case@sub.example.com")
-    assert (sub.email, sub.name, sub.source) == ("MiXeD.Case@Sub.Example.COM", "Mixed, Jr. Case", "import")
+    assert (sub.email, sub.name, sub.source) == ("MiXeD.Case@Sub.Example.COM", "Mixed, Jr. Case", "mailchimp")
     assert store.get("zoë@example.org").name == "Zoë Łukasiewicz"
     moved = store.history(store.get("moved.on@example.org").id)
     assert moved[0].reason == "import" and "UNSUB_CAMPAIGN_TITLE=This Week in Rust 512" in moved[0].detail

@@ -208,6 +208,5 @@ def import_(ctx, file, list_name, fmt) -> None:
 
     with _open(ctx) as store:
         report = import_file(store, file, list_name=list_name, fmt=fmt,
-                             source="mailchimp" if fmt == "mailchimp" else None,
                              on_bad=lambda message: click.echo(message, err=True))
     click.echo(report.summary())

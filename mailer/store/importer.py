@@ -20,10 +20,10 @@ from ..models import Status
 from .addresses import normalize
 from .engine import utcnow
 from .schema import history, list_members, subscribers as S
-from .sources import Row, read_rows
+from .sources import Row, detect_format, read_rows
 from .writes import Store, history_row, target_status
 
-BATCH = 1000
+BATCH = 2000  # rows per transaction: fewer commits, still a short write lock (~0.1 s)
 MAX_MESSAGES = 1000  # bad-row messages kept in the report (all are passed to on_bad)
 
 
@@ -56,9 +56,12 @@ def import_file(store: Store, path: str | Path, *, list_name: str = "main", fmt:
                 source: str | None = None, on_bad: Callable[[str], None] | None = None,
                 batch_size: int = BATCH) -> ImportReport:
     """Import a plain CSV or a Mailchimp export (zip or CSV) into ``list_name``."""
+    path = Path(path)
+    if fmt is None and path.is_file():
+        fmt = detect_format(path)
     rows = read_rows(path, fmt)
-    return import_rows(store, rows, list_name=list_name, source=source or "import", on_bad=on_bad,
-                       batch_size=batch_size)
+    return import_rows(store, rows, list_name=list_name, on_bad=on_bad, batch_size=batch_size,
+                       source=source or ("mailchimp" if fmt == "mailchimp" else "import"))
 
 
 def import_rows(store: Store, rows: Iterable[Row], *, list_name: str = "main", source: str = "import",
@@ -105,20 +108,45 @@ def _validate(store: Store, row: Row, bad) -> _Item | None:
 
 
 def _apply(store: Store, items: list[_Item], list_id: int, source: str, report: ImportReport) -> None:
+    """One batch, one transaction: lock the rows that exist, insert the rest, log every change."""
     items.sort(key=lambda i: i.digest)  # same lock order in every writer (PostgreSQL deadlocks)
     with store._write() as conn:
         now = utcnow()
-        inserted = _insert_new(store, conn, items, source, now)
-        hist = [history_row(sid, None, item.status, "import", item.detail, now)
-                for item in items if (sid := inserted.get(item.digest))]
+        found = _lock_existing(conn, items, list_id)
+        new = [i for i in items if _match(found, i) is None]
+        inserted = _insert_new(store, conn, new, source, now)
+        if len(inserted) < len(new):  # another writer inserted some meanwhile (PostgreSQL): lock those too
+            found.update(_lock_existing(conn, [i for i in new if i.digest not in inserted], list_id))
         report.added += len(inserted)
-        rest = [item for item in items if item.digest not in inserted]
-        members = list(inserted.values()) + _update_existing(conn, rest, now, hist, report)
+        hist = [history_row(sid, None, i.status, "import", i.detail, now)
+                for i in new if (sid := inserted.get(i.digest))]
+        old = [i for i in items if i.digest not in inserted]
+        members = list(inserted.values()) + _update_existing(conn, old, found, now, hist, report)
         if hist:
             conn.execute(history.insert(), hist)
         if members:
             conn.execute(store._insert(list_members).on_conflict_do_nothing(),
                          [{"list_id": list_id, "subscriber_id": sid, "added_at": now} for sid in members])
+
+
+def _match(found: dict, item: _Item):
+    return found.get(item.digest) or found.get(item.norm)
+
+
+def _lock_existing(conn: sa.Connection, items: list[_Item], list_id: int) -> dict:
+    """Existing rows for these items (by hash or address), row-locked; digest/norm -> row."""
+    if not items:
+        return {}
+    on_list = sa.exists().where(list_members.c.subscriber_id == S.c.id, list_members.c.list_id == list_id)
+    query = sa.select(S.c.id, S.c.email_hash, S.c.email_norm, S.c.status, S.c.name, S.c.forgotten_at,
+                      on_list.label("on_list")).where(
+        sa.or_(S.c.email_hash.in_([i.digest for i in items]), S.c.email_norm.in_([i.norm for i in items])))
+    found = {}
+    for row in conn.execute(query.with_for_update(of=S)):
+        found[row.email_hash] = row
+        if row.email_norm:
+            found[row.email_norm] = row
+    return found
 
 
 def _insert_new(store: Store, conn: sa.Connection, items: list[_Item], source: str, now) -> dict[str, int]:
@@ -132,20 +160,13 @@ def _insert_new(store: Store, conn: sa.Connection, items: list[_Item], source: s
     return {digest: sid for sid, digest in conn.execute(query, values)}
 
 
-def _update_existing(conn: sa.Connection, items: list[_Item], now, hist: list[dict],
+def _update_existing(conn: sa.Connection, items: list[_Item], found: dict, now, hist: list[dict],
                      report: ImportReport) -> list[int]:
-    """Apply the suppression rule to rows that already exist; returns ids to put on the list."""
-    if not items:
-        return []
-    query = sa.select(S.c.id, S.c.email_hash, S.c.email_norm, S.c.status, S.c.name, S.c.forgotten_at).where(
-        sa.or_(S.c.email_hash.in_([i.digest for i in items]), S.c.email_norm.in_([i.norm for i in items])))
-    found = {}
-    for row in conn.execute(query.with_for_update()):
-        found[row.email_hash] = found[row.email_norm] = row
+    """Apply the suppression rule to rows that already exist; returns ids still to put on the list."""
     updates, members = [], []
     for item in items:
-        row = found.get(item.digest) or found.get(item.norm)
-        if row is None:  # vanished between insert and select (forget + secret change): skip
+        row = _match(found, item)
+        if row is None:  # deleted meanwhile by another writer: nothing to update
             continue
         old = Status(row.status)
         target = None if row.forgotten_at else target_status(old, item.status)
@@ -157,7 +178,7 @@ def _update_existing(conn: sa.Connection, items: list[_Item], now, hist: list[di
             report.kept_suppressed += 1
         else:
             report.unchanged += 1
-        if row.forgotten_at is None:
+        if row.forgotten_at is None and not row.on_list:
             members.append(row.id)
     if updates:
         conn.execute(S.update().where(S.c.id == sa.bindparam("b_id")).values(

@@ -1,0 +1,136 @@
+"""Import benchmark: CSV import time and peak memory on SQLite and PostgreSQL.
+
+    python bench/import.py                 # 100k rows x3 on both, 1M rows on SQLite
+    python bench/import.py --quick         # 20k rows x1, 200k on SQLite
+
+Each measurement runs in a fresh process so its peak RSS (ru_maxrss) is its own.
+Targets (issue 3): 100,000 rows in < 15 s on SQLite; 1,000,000 rows with peak memory
+< 200 MB, and flat (about the same as for 100,000 rows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+PG_SERVER = os.environ.get("TWIRMAIL_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+def make_csv(path: Path, rows: int) -> None:
+    with path.open("w", encoding="utf-8") as fh:
+        fh.write("email,name\n")
+        for i in range(rows):
+            fh.write(f"Reader.{i}@Mail{i % 997}.example.com,Reader {i}\n")
+
+
+def child(url: str, csv_path: str, export: bool) -> None:
+    """Runs in its own process: import twice (second = idempotent re-run), optionally stream an export."""
+    from mailer.config import load_settings, with_overrides
+    from mailer.store import open_store
+    from mailer.store.importer import import_file
+
+    settings = with_overrides(load_settings(env={}), database={"url": url})
+    result = {}
+    with open_store(settings, upgrade=True) as store:
+        start = time.perf_counter()
+        report = import_file(store, csv_path)
+        result["import_s"] = time.perf_counter() - start
+        result["added"] = report.added
+        result["rss_after_import_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        start = time.perf_counter()
+        again = import_file(store, csv_path)
+        result["reimport_s"] = time.perf_counter() - start
+        assert again.added == again.changed == 0, again.summary()
+        if export:
+            start, n = time.perf_counter(), 0
+            for _ in store.iter_subscribers(status="subscribed"):
+                n += 1
+            result["stream_s"], result["streamed"] = time.perf_counter() - start, n
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(result))
+
+
+def measure(url: str, csv_path: Path, export: bool = False) -> dict:
+    proc = subprocess.run([sys.executable, __file__, "--child", url, str(csv_path)] + (["--export"] if export else []),
+                          capture_output=True, text=True, check=False)
+    if proc.returncode:
+        sys.exit(f"benchmark child failed:\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def pg_database():
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
+    name = f"twirmail_bench_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+
+    def drop():
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+    return sa.engine.make_url(PG_SERVER).set(database=name).render_as_string(hide_password=False), drop
+
+
+def run_series(label: str, make_url, csv_path: Path, repeat: int, export: bool = False) -> None:
+    runs = []
+    for _ in range(repeat):
+        url, cleanup = make_url()
+        try:
+            runs.append(measure(url, csv_path, export))
+        finally:
+            cleanup()
+    med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    line = (f"{label:<22} import {med['import_s']:6.2f} s ({med['added'] / med['import_s']:8.0f} rows/s)  "
+            f"re-import {med['reimport_s']:6.2f} s  peak RSS {med['peak_rss_mb']:6.1f} MB")
+    if export:
+        line += f"  stream {int(med['streamed'])} rows {med['stream_s']:.2f} s"
+    print(line + (f"  [median of {repeat}]" if repeat > 1 else ""), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--child", nargs=2, metavar=("URL", "CSV"), help=argparse.SUPPRESS)
+    parser.add_argument("--export", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="small sizes, one run each")
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child, args.export)
+        return
+    small, big, repeat = (20_000, 200_000, 1) if args.quick else (100_000, 1_000_000, 3)
+    with tempfile.TemporaryDirectory(prefix="twirmail-bench-") as tmp:
+        tmp = Path(tmp)
+        counter = iter(range(1000))
+
+        def sqlite_url():
+            path = tmp / f"bench{next(counter)}.db"
+            return f"sqlite:///{path}", lambda: [p.unlink() for p in tmp.glob(path.name + "*")]
+
+        for rows in (small, big):
+            make_csv(tmp / f"{rows}.csv", rows)
+        load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {load} at start; "
+              "rows like 'Reader.1@Mail1.example.com'")
+        run_series(f"SQLite {small:,} rows", sqlite_url, tmp / f"{small}.csv", repeat)
+        if not args.no_postgres:
+            run_series(f"PostgreSQL {small:,} rows", pg_database, tmp / f"{small}.csv", repeat)
+        run_series(f"SQLite {big:,} rows", sqlite_url, tmp / f"{big}.csv", 1, export=True)
+        print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} at end")
+
+
+if __name__ == "__main__":
+    main()
