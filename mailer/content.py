@@ -56,19 +56,22 @@ def _markdown() -> markdown.Markdown:
 
 def markdown_html(body: str) -> str:
     """Plain Python-Markdown output, as the website would render the body."""
-    return _markdown().convert(CONTROL_CHARS.sub("", body))
+    # The leading blank line ends `meta`'s header block at once: the headers are
+    # already parsed, and a first line like "Update: ..." must stay text.
+    return _markdown().convert("\n" + CONTROL_CHARS.sub("", body))
 
 
 def escape_pseudo_tags(html: str) -> str:
     """Escape every ``<`` that does not open a real HTML tag, comment or closing tag."""
     out = []
-    pos = 0
+    pos = skip = 0
     for m in _LT.finditer(html):
         start = m.start()
-        if start < pos:
+        if start < max(pos, skip):
             continue
         tag = _REAL_TAG.match(html, start)
         if tag and tag.group(1) in HTML_TAGS:
+            skip = tag.end()  # a "<" inside its attribute values is not a tag
             continue
         if html.startswith("<!--", start):
             continue

@@ -13,7 +13,6 @@ instructions in comments, and code may legitimately say ``http://``.
 from __future__ import annotations
 
 import re
-from collections import Counter
 from pathlib import Path
 
 import ftfy
@@ -34,6 +33,9 @@ _AUTOLINK = re.compile(r"<((?:https?|ftp)://[^>\s]+)>")
 _RAW_HREF = re.compile(r"""<a\s[^>]*href\s*=\s*["']([^"']*)["']""", re.I)
 _RAW_IMG = re.compile(r"<img\b[^>]*>", re.I)
 _NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]{2,}")
+# A list item that starts with its link ("* [video] [Title](url)"): a story.
+# The same story twice is a mistake; a meetup group linked by several events is not.
+_STORY_PREFIX = re.compile(r"^\s*(?:[*+-]|\d+\.)\s+(?:\[[^\]]*\]\s*)?$")
 
 
 def _blank(match: re.Match) -> str:
@@ -141,7 +143,8 @@ class _Linter:
             if word in line:
                 self.error(i, f"draft placeholder {word} left in the issue", "placeholder")
 
-    def links(self, i: int, line: str) -> list[tuple[int, str]]:
+    def links(self, i: int, line: str) -> list[tuple[int, str, bool]]:
+        """(line index, URL, is a story link) of every link on the line; warns about images."""
         found = []
         for start, end, label, url, is_image in inline_links(line):
             if is_image:
@@ -155,27 +158,30 @@ class _Linter:
             if url.count("(") != url.count(")") or (
                     line[end:end + 1] == ")" and before.count("(") <= before.count(")")):
                 self.warn(i, f"unbalanced brackets around URL {url}", "brackets")
-            found.append((i, url))
+            found.append((i, url, bool(_STORY_PREFIX.match(before))))
         for m in _REF_DEF.finditer(line):
             if m.group(2):
-                found.append((i, m.group(2)))
+                found.append((i, m.group(2), False))
             else:
                 self.error(i, f"link reference [{m.group(1)}] has an empty target", "empty-link")
-        found += [(i, m.group(1)) for m in _AUTOLINK.finditer(line)]
-        found += [(i, m.group(1)) for m in _RAW_HREF.finditer(line)]
+        found += [(i, m.group(1), False) for m in _AUTOLINK.finditer(line)]
+        found += [(i, m.group(1), False) for m in _RAW_HREF.finditer(line)]
         for m in _RAW_IMG.finditer(line):
             if not re.search(r"\salt\s*=\s*[\"'][^\"']+", m.group(0)):
                 self.warn(i, "image without alt text", "image-alt")
         return found
 
-    def link_checks(self, links: list[tuple[int, str]]) -> None:
-        seen: Counter[str] = Counter()
-        for i, url in links:
+    def link_checks(self, links: list[tuple[int, str, bool]]) -> None:
+        stories: dict[str, int] = {}
+        for i, url, is_story in links:
             if url.startswith("http://"):
                 self.warn(i, f"insecure http:// link {url}", "http")
-            seen[url] += 1
-            if seen[url] == 2 and url not in PLACEHOLDERS:
-                self.warn(i, f"duplicate link {url}", "duplicate")
+            if not is_story or url in PLACEHOLDERS:
+                continue
+            if url in stories:
+                self.warn(i, f"duplicate link {url} (also on line {self.issue.body_line + stories[url]})", "duplicate")
+            else:
+                stories[url] = i
 
     def empty_sections(self) -> None:
         headings = [(i, len(m.group(1)), m.group(2)) for i, line in enumerate(self.lines)

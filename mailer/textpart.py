@@ -140,7 +140,7 @@ def _block(node, out: _Text, first: str, rest: str) -> None:
         out.lines.append(rest + "-" * 20)
         out.blank()
     elif tag == "tr":
-        cells = [_WS.sub(" ", _inline(c, out)).strip() for c in node if c.tag in ("td", "th")]
+        cells = [_WS.sub(" ", _inline(c, out).replace(_BR, " ")).strip() for c in node if c.tag in ("td", "th")]
         out.paragraph(" | ".join(cells), first, rest + "  ")
     elif tag == "p":
         if not rest:

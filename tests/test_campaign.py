@@ -7,6 +7,7 @@ from dataclasses import replace
 from email import policy
 
 import pytest
+import sqlalchemy as sa
 
 from mailer import campaign as cmp
 from mailer.campaign import ledger
@@ -178,3 +179,32 @@ def test_real_transport_refused_without_secret(store, db_settings, moto):
     with pytest.raises(ConfigError, match="TWIR_MAIL_SECRET_KEY"):
         cmp.start(store, make_rendered(), s, open_transport(s), list_name="main")
     assert ledger.all_campaigns(store) == []
+
+
+def test_campaign_through_smtp_with_454_throttling(store, db_settings, smtp_server):
+    subs = add_subscribers(store, 8)
+    s = with_overrides(db_settings, transport={"kind": "smtp"}, web={"base_url": BASE},
+                       smtp={"host": "127.0.0.1", "port": smtp_server.port, "security": "none"})
+    s = replace(s, secret_key=SECRET)
+    smtp_server.handler.fail_next = 3  # "454 Throttling failure" three times: retried, not failed
+    report = run(store, s, rate=100)
+    assert (report.counts["sent"], report.counts["failed"], report.progress.retries) == (8, 0, 3)
+    got = sorted(r for m in smtp_server.messages for r in m.recipients)
+    assert got == sorted(x.email for x in subs)
+    assert all(b"List-Unsubscribe: <https://twir-mail.example.org/unsubscribe/" in m.data
+               for m in smtp_server.messages)
+
+
+def test_bounced_forgotten_and_removed_recipients_are_skipped(store, db_settings):
+    subs = add_subscribers(store, 6)
+    rendered, transport = make_rendered(), open_transport(db_settings)
+    c = cmp.start(store, rendered, db_settings, transport, list_name="main")  # all 6 frozen
+    store.set_status(subs[1].id, Status.BOUNCED, reason="ses-bounce")
+    store.forget(subs[2].email)
+    with store.engine.begin() as conn:  # left the list without changing status
+        conn.execute(sa.text("DELETE FROM list_members WHERE subscriber_id = :s"), {"s": subs[3].id})
+    report = cmp.deliver(store, c, rendered, transport, db_settings, rate=None)
+    assert (report.counts["sent"], report.counts["skipped"]) == (3, 3)
+    reasons = sorted(why for _, _, why in ledger.failures(store, c.id))
+    assert reasons == ["address was forgotten", "subscriber is bounced", "subscriber left the list"]
+    assert report.status == CampaignStatus.DONE

@@ -38,19 +38,21 @@ def test_published_corpus_has_no_false_errors(corpus, settings):
         found = [f for f in check_issue(path, settings) if f.severity == Severity.ERROR]
         if found:
             errors[path.name] = found
-    # Issue 569 really was published with its Reddit placeholder.
+    # Issue 570 really was published with its Reddit placeholder.
     assert list(errors) == ["2024-10-23-this-week-in-rust.md"]
     assert [f.code for f in errors["2024-10-23-this-week-in-rust.md"]] == ["placeholder"]
 
 
 def test_each_warning_and_error(issue_file, settings):
     body = """\
-    Intro [plain](http://insecure.example/x) and [again](https://dup.example/) twice:
-    [dup](https://dup.example/).
+    Intro [plain](http://insecure.example/x) and [group](https://group.example/) twice:
+    * [Story](https://dup.example/) by [group](https://group.example/)
 
     ## Empty
 
     ## Full
+
+    * [video] [Story](https://dup.example/)
 
     ![](https://img.example/no-alt.png) <img src="https://img.example/raw.png">
     [video](https://youtube.example/watch?v=abc)) and [ok (paren)](https://en.example/Rust_(lang))
@@ -64,17 +66,18 @@ def test_each_warning_and_error(issue_file, settings):
     line = {f.code + ":" + str(f.line): f for f in findings}
     first = 6  # the body starts on line 6 of the file
     assert f"http:{first}" in line and "insecure.example" in line[f"http:{first}"].message
-    assert f"duplicate:{first + 1}" in line
+    assert f"duplicate:{first + 1}" not in line  # a group/author page linked twice is fine
     assert f"empty-section:{first + 3}" in line and "Empty" in line[f"empty-section:{first + 3}"].message
     assert f"empty-section:{first + 5}" not in line
+    assert line[f"duplicate:{first + 7}"].message == f"duplicate link https://dup.example/ (also on line {first + 1})"
     assert len(by_code(findings, "image-alt")) == 2
     brackets = by_code(findings, "brackets")
-    assert [f.line for f in brackets] == [first + 8] and "youtube" in brackets[0].message
-    assert f"empty-link:{first + 9}" in line and line[f"empty-link:{first + 9}"].severity == Severity.ERROR
-    assert f"placeholder:{first + 9}" in line
-    assert not any(f.line == first + 10 for f in findings)  # code span
-    assert not any(f.line == first + 11 for f in findings)  # comment
-    assert line[f"mojibake:{first + 12}"].message.endswith("should probably be 'é'")
+    assert [f.line for f in brackets] == [first + 10] and "youtube" in brackets[0].message
+    assert f"empty-link:{first + 11}" in line and line[f"empty-link:{first + 11}"].severity == Severity.ERROR
+    assert f"placeholder:{first + 11}" in line
+    assert not any(f.line == first + 12 for f in findings)  # code span
+    assert not any(f.line == first + 13 for f in findings)  # comment
+    assert line[f"mojibake:{first + 14}"].message.endswith("should probably be 'é'")
     assert sorted(f.line or 0 for f in findings) == [f.line or 0 for f in findings]
 
 

@@ -75,8 +75,8 @@ def test_threads_real_clock():
         t.join()
     assert len(grants) == 400
     # Thread wake-ups may lag a slot, never run ahead of it: allow a few for scheduler jitter.
-    assert max_in_window(grants) <= 204
-    assert 1.9 <= grants[-1] - min(grants) <= 2.6
+    assert max_in_window(grants) <= 202
+    assert 1.9 <= grants[-1] - min(grants) <= 4.0
 
 
 def test_unlimited_and_stop():

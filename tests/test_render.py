@@ -9,7 +9,7 @@ import pytest
 from lxml import html as lxml_html
 
 from mailer.config import with_overrides
-from mailer.content import CONTROL_CHARS, markdown_html
+from mailer.content import CONTROL_CHARS, HTML_TAGS, markdown_html
 from mailer.errors import RenderError
 from mailer.issue import parse_issue
 from mailer.lint import inline_links, scan_lines
@@ -96,6 +96,18 @@ def test_corpus_comments_removed_and_placeholder(rendered_corpus):
         assert rendered.web_url in rendered.html and rendered.web_url in rendered.text
     latest = rendered_corpus[-1][2]
     assert "Dear community contributors" not in latest.html + latest.text
+
+
+def test_corpus_no_pseudo_tag_vanishes(rendered_corpus):
+    """Every `<Thing>` written outside code (not real HTML) is visible text in the email."""
+    for path, issue, rendered in rendered_corpus:
+        text = " ".join(content_of(rendered.html)[1].text_content().split())
+        for line in scan_lines(issue.body):
+            for m in re.finditer(r"<(/?[A-Za-z][^<>\s]*)>", re.sub(r"\\([<>])", r"\1", line)):
+                name = m.group(1).lstrip("/")
+                if (name.islower() and name in HTML_TAGS) or "://" in name or "@" in name:
+                    continue
+                assert m.group(0) in text, (path, m.group(0))
 
 
 def test_corpus_pseudo_tags_kept_as_text(rendered_corpus):
@@ -237,3 +249,42 @@ def test_break_long_lines_only_at_spaces_outside_attributes():
     assert all(len(part) <= 100 for part in out.split("\n"))
     assert out.replace("\n", " ") == line
     assert '<p title="a b c d e f">' in out
+
+
+# -- property: generic-looking text never vanishes ------------------------------------
+
+from hypothesis import given, settings as hsettings, strategies as st  # noqa: E402
+
+from mailer.content import content_html  # noqa: E402
+
+_word = st.from_regex(r"[A-Z][a-z0-9_]{0,5}", fullmatch=True)
+_sep = st.sampled_from([" ", "<", ">", ", ", "::", " <", "> ", "<&", "-<"])
+
+
+@hsettings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(_word, _sep), min_size=1, max_size=12))
+def test_rust_generics_in_prose_survive(parts):
+    text = "".join(w + s for w, s in parts).strip()
+    fragment = lxml_html.fragment_fromstring(content_html(text), create_parent="div")
+    assert " ".join(fragment.text_content().split()) == " ".join(text.split())
+
+
+def test_first_body_line_that_looks_like_a_header_stays():
+    assert "Update: the survey is open" in content_html("Update: the survey is open.\n\nMore.\n")
+
+
+def test_text_wrapping_never_breaks_urls():
+    from mailer.textpart import html_to_text
+
+    url = "https://example.org/" + "a-very-long-path-segment/" * 4
+    body = ("Words " * 20 + f"<{url}> and a [named link]({url}?x=1) and <editors@example.org>. " + "More " * 20
+            + "\n\n* item with " + "text " * 30 + "\n")
+    fragment = lxml_html.fragment_fromstring(content_html(body), create_parent="div")
+    text = html_to_text(fragment)
+    lines = text.split("\n")
+    assert url in lines  # the bare URL got a line of its own, unbroken
+    assert f"[1] {url}?x=1" in lines
+    assert "editors@example.org" in text and "mailto:" not in text
+    assert all(len(line) <= 78 for line in lines if "://" not in line)
+    item = [line for line in lines if line.startswith(("* item", "  text"))]
+    assert len(item) > 1 and all(line.startswith("  ") for line in item[1:])

@@ -166,9 +166,9 @@ def test_ctrl_c_stops_gracefully_and_resume_finishes(store, store_url, tmp_path)
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)  # SKIP LOCKED sharing: PostgreSQL only
 def test_two_concurrent_resumes_on_postgresql_send_nobody_twice(store, store_url, tmp_path, db_settings):
-    if store.dialect != "postgresql":
-        pytest.skip("SKIP LOCKED sharing is a PostgreSQL feature")
+    assert store.dialect == "postgresql"
     subs = add_subscribers(store, 200)
     rendered = render_issue(parse_issue(ISSUE), db_settings)
     c = cmp.start(store, rendered, db_settings, open_transport(db_settings), list_name="main")
@@ -183,3 +183,20 @@ def test_two_concurrent_resumes_on_postgresql_send_nobody_twice(store, store_url
     per_process = [int(o.split("this run: sent ")[1].split(",")[0]) for o, _ in outs]
     assert sum(per_process) == 200 and min(per_process) > 0  # both did part of the work
     assert ledger.get(store, c.id).status == "done"
+
+
+def test_paused_campaign_exits_3_with_resume_hint(store, store_url, tmp_path, smtp_server):
+    add_subscribers(store, 4)
+    env = cli_env(store_url, tmp_path / "o", **smtp_server.settings_env(), TWIR_MAIL_SECRET_KEY="x" * 32,
+                  TWIR_MAIL_WEB_BASE_URL="https://mail.example.org")
+    smtp_server.handler.fail_next = 1
+    smtp_server.handler.fail_reply = "454 Throttling failure: Daily message quota exceeded."
+    r = run("send", str(ISSUE), "--yes", env=env, cwd=tmp_path)
+    assert r.returncode == 3, r.stderr
+    assert "paused: SMTP refused: 454 Throttling failure: Daily message quota exceeded." in r.stderr
+    assert "`twir-mail send --resume 1`" in r.stderr and "Traceback" not in r.stderr
+    assert "rate:       14 messages/s" in r.stdout  # SMTP without a configured rate: SES's default
+    r = run("send", "--resume", "1", env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert sorted(x for m in smtp_server.messages for x in m.recipients) == [
+        f"reader{i:03d}@example.com" for i in range(4)]

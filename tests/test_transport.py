@@ -98,6 +98,10 @@ def test_ses_throttling_goes_through_botocore_retries(settings, moto):
     (400, "MessageRejected", PermanentTransportError),
     (400, "SendingPausedException", SendingPaused),
     (400, "AccountSuspendedException", SendingPaused),
+    (400, "LimitExceededException", SendingPaused),
+    (400, "BadRequestException", PermanentTransportError),
+    (429, "SomethingNew", RetryableTransportError),
+    (500, "InternalFailure", RetryableTransportError),
     (503, "ServiceUnavailable", RetryableTransportError),
 ])
 def test_ses_error_classification(settings, moto, status, code, kind):

@@ -13,6 +13,8 @@ can work through one campaign; on SQLite the single writer lock
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import re
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -182,73 +184,86 @@ def requeue_unknown(store: Store, campaign_id: int) -> int:
                             .values(status=DS.QUEUED.value, claimed_at=None)).rowcount
 
 
+# The hot path runs plain SQL straight on the driver's cursor: at thousands of
+# messages per second, SQLAlchemy's per-statement work costs more than SQLite.
+_CHECK = """
+  (SELECT s.status FROM subscribers s WHERE s.id = deliveries.subscriber_id AND s.email IS NOT NULL),
+  EXISTS (SELECT 1 FROM list_members m WHERE m.subscriber_id = deliveries.subscriber_id
+          AND m.list_id = :list_id)"""
+_SET = "SET status = 'sending', claimed_at = :now, attempts = attempts + 1"
+_PICK = "SELECT id FROM deliveries WHERE campaign_id = :cid AND status = 'queued' ORDER BY id LIMIT :want"
+_CLAIM = {
+    "sqlite": f"UPDATE deliveries {_SET} WHERE id IN ({_PICK}) AND status = 'queued' "
+              f"RETURNING id, subscriber_id, email, {_CHECK}",
+    # A CTE runs exactly once (a plain IN (subquery) may be re-run per row and
+    # claim more than :want); SKIP LOCKED lets several processes share the queue.
+    "postgresql": f"WITH picked AS ({_PICK} FOR UPDATE SKIP LOCKED) UPDATE deliveries {_SET} FROM picked "
+                  f"WHERE deliveries.id = picked.id AND deliveries.status = 'queued' "
+                  f"RETURNING deliveries.id, deliveries.subscriber_id, deliveries.email, {_CHECK}",
+}
+_RECORD = ("UPDATE deliveries SET status = :st, message_id = :mid, error = :err, sent_at = :at, "
+           "claimed_at = CASE WHEN :rel = 1 THEN NULL ELSE claimed_at END WHERE id = :id AND status = 'sending'")
+_SKIP = "UPDATE deliveries SET status = 'skipped', error = :err WHERE id = :id"
+
+
+@functools.lru_cache(maxsize=None)
+def _sql(statement: str, dialect: str) -> str:
+    """sqlite3 takes :name parameters, psycopg %(name)s."""
+    return statement if dialect == "sqlite" else re.sub(r"(?<!:):(\w+)", r"%(\1)s", statement)
+
+
+def _ts(now: dt.datetime, dialect: str):
+    # What SQLAlchemy's DateTime stores on SQLite (naive UTC text), so reads stay uniform.
+    return now.strftime("%Y-%m-%d %H:%M:%S.%f") if dialect == "sqlite" else now
+
+
 def step(store: Store, campaign: Campaign, outcomes: list[Outcome], want: int) -> tuple[list[Claim], int]:
     """Record finished deliveries and claim up to ``want`` more, in one transaction.
 
     Claimed recipients whose subscriber is no longer subscribed (or left the
-    list) are marked ``skipped`` right here, just before their send.
+    list, or was deleted) are marked ``skipped`` right here, just before their send.
     Returns (claims to send, number skipped).
     """
+    dialect = store.dialect
     with store._write() as conn:
-        now = utcnow()
-        _record(conn, outcomes, now)
-        if want <= 0:
-            return [], 0
-        pick = (sa.select(D.c.id).where(D.c.campaign_id == campaign.id, D.c.status == DS.QUEUED.value)
-                .order_by(D.c.id).limit(want))
-        if store.dialect == "postgresql":
-            # A CTE runs exactly once; a plain IN (subquery) may be re-run per row
-            # by PostgreSQL and then claim more than ``want`` rows.
-            pick = pick.with_for_update(skip_locked=True).cte("picked")
-            target = D.c.id == pick.c.id
-        else:
-            target = D.c.id.in_(pick)
-        rows = conn.execute(
-            D.update().where(target, D.c.status == DS.QUEUED.value)
-            .values(status=DS.SENDING.value, claimed_at=now, attempts=D.c.attempts + 1)
-            .returning(D.c.id, D.c.subscriber_id, D.c.email)).all()
-        claims = [Claim(r.id, r.subscriber_id, r.email) for r in sorted(rows)]
-        gone = _unsubscribed(conn, campaign, claims)
-        if gone:
-            conn.execute(D.update().where(D.c.id == sa.bindparam("b_id")).values(
-                status=DS.SKIPPED.value, error=sa.bindparam("b_error")),
-                [{"b_id": did, "b_error": why} for did, why in gone.items()])
-        return [c for c in claims if c.delivery_id not in gone], len(gone)
+        now = _ts(utcnow(), dialect)
+        cur = conn.connection.dbapi_connection.cursor()
+        try:
+            if outcomes:
+                cur.executemany(_sql(_RECORD, dialect), [
+                    {"id": o.delivery_id, "st": o.status, "mid": o.message_id,
+                     "err": (o.error or "")[:ERROR_MAX] or None, "at": now if o.status == DS.SENT.value else None,
+                     "rel": int(o.status == DS.QUEUED.value)} for o in outcomes])
+            if want <= 0:
+                return [], 0
+            cur.execute(_sql(_CLAIM[dialect], dialect), {"now": now, "cid": campaign.id, "want": want,
+                                                         "list_id": campaign.list_id or 0})
+            rows = sorted(cur.fetchall())
+            claims, gone = [], {}
+            for did, sub_id, email, sub_status, member in rows:
+                why = _gone(campaign, sub_id, email, sub_status, member)
+                if why:
+                    gone[did] = why
+                else:
+                    claims.append(Claim(did, sub_id, email))
+            if gone:
+                cur.executemany(_sql(_SKIP, dialect), [{"id": did, "err": why} for did, why in gone.items()])
+            return claims, len(gone)
+        finally:
+            cur.close()
 
 
-def _record(conn, outcomes: list[Outcome], now) -> None:
-    if not outcomes:
-        return
-    conn.execute(D.update().where(D.c.id == sa.bindparam("b_id"), D.c.status == DS.SENDING.value).values(
-        status=sa.bindparam("b_status"), message_id=sa.bindparam("b_mid"), error=sa.bindparam("b_error"),
-        sent_at=sa.bindparam("b_at"),
-        claimed_at=sa.case((sa.bindparam("b_status") == DS.QUEUED.value, None), else_=D.c.claimed_at)),
-        [{"b_id": o.delivery_id, "b_status": o.status, "b_mid": o.message_id,
-          "b_error": (o.error or "")[:ERROR_MAX] or None,
-          "b_at": now if o.status == DS.SENT.value else None} for o in outcomes])
-
-
-def _unsubscribed(conn, campaign: Campaign, claims: list[Claim]) -> dict[int, str]:
-    """delivery id -> why, for claimed recipients who must not get this message any more."""
-    ids = [c.subscriber_id for c in claims if c.subscriber_id is not None]
-    query = sa.select(S.c.id, S.c.status, S.c.email)
-    if campaign.list_id is not None:
-        member = sa.exists().where(M.c.subscriber_id == S.c.id, M.c.list_id == campaign.list_id)
-        query = query.add_columns(member.label("member"))
-    else:
-        query = query.add_columns(sa.true().label("member"))
-    state = {r.id: r for r in conn.execute(query.where(S.c.id.in_(ids)))}
-    gone = {}
-    for c in claims:
-        if c.subscriber_id is None:
-            if campaign.kind == "send":  # the subscriber row was deleted (ON DELETE SET NULL)
-                gone[c.delivery_id] = "subscriber was removed"
-            continue
-        row = state.get(c.subscriber_id)
-        if row is None or row.email is None:
-            gone[c.delivery_id] = "subscriber was removed"
-        elif row.status != Status.SUBSCRIBED.value:
-            gone[c.delivery_id] = f"subscriber is {row.status}"
-        elif not row.member:
-            gone[c.delivery_id] = "subscriber left the list"
-    return gone
+def _gone(campaign: Campaign, subscriber_id, email, sub_status, member) -> str | None:
+    """Why a claimed recipient must not get this message any more (None: send it)."""
+    if email is None:
+        return "address was forgotten"
+    if subscriber_id is None:
+        # Test-send addresses have no subscriber; in a real send it was deleted (SET NULL).
+        return "subscriber was removed" if campaign.kind == "send" else None
+    if sub_status is None:
+        return "subscriber was removed"
+    if sub_status != Status.SUBSCRIBED.value:
+        return f"subscriber is {sub_status}"
+    if campaign.list_id is not None and not member:
+        return "subscriber left the list"
+    return None

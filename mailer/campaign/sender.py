@@ -152,6 +152,11 @@ class Sender:
         old_handler = self._trap_sigint()
         try:
             self._loop(progress)
+        except BaseException:
+            # The ledger is unreachable: send nothing more that could not be recorded.
+            self.stop.set("aborted")
+            self.limiter.stop()
+            raise
         finally:
             for _ in threads:
                 self.work.put(None)
@@ -167,10 +172,9 @@ class Sender:
             return None
 
         def handler(signum, frame):
-            if self.stop.reason is not None:
-                signal.signal(signal.SIGINT, signal.default_int_handler)
             self.stop.set("interrupted (Ctrl-C)", interrupted=True)
             self.limiter.stop()
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C stops at once
 
         return signal.signal(signal.SIGINT, handler)
 

@@ -28,6 +28,7 @@ def _render(path: str, settings, force: bool):
     from ..models import Severity
     from ..render import render_issue
 
+    issue = parse_issue(Path(path).resolve())  # unreadable/unparsable: one IssueError line
     findings = check_issue(path, settings)
     errors = [f for f in findings if f.severity == Severity.ERROR]
     for f in errors:
@@ -37,7 +38,7 @@ def _render(path: str, settings, force: bool):
     errors = len(errors)
     if errors and not force:
         raise CheckFailed(f"{errors} error(s) in the issue: fix them or send with --force", path=path)
-    return render_issue(parse_issue(Path(path).resolve()), settings)
+    return render_issue(issue, settings)
 
 
 def _split_to(to: tuple[str, ...], preview_list: str) -> tuple[str | None, list[str]]:
@@ -111,7 +112,8 @@ def _send(ctx, issue, list_name, yes, dry_run, rate, force, resume, resend_unkno
         transport = open_transport(settings, dry_run=dry_run)
         try:
             if dry_run:
-                return _dry_run(store, rendered, settings, list_name)
+                target = settings.send.preview_list if "preview" in to else list_name
+                return _dry_run(store, rendered, settings, target)
             if not transport.local:
                 check_sendable(settings)
             if resuming:

@@ -19,7 +19,11 @@ RETRYABLE_CODES = {
     "ServiceUnavailable", "InternalFailure", "InternalServerError", "RequestTimeout",
 }
 PAUSE_CODES = {"SendingPausedException", "AccountSuspendedException", "AccountSendingPausedException",
-               "ConfigurationSetSendingPausedException"}
+               "ConfigurationSetSendingPausedException",
+               # These concern every message of the campaign alike (quota used up, sender
+               # domain not verified, configuration set missing): pausing beats failing everyone.
+               "LimitExceededException", "MailFromDomainNotVerifiedException", "NotFoundException",
+               "ConfigurationSetDoesNotExist"}
 AUTH_CODES = {"InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch",
               "AccessDenied", "AccessDeniedException", "ExpiredToken", "ExpiredTokenException"}
 _TAG_SAFE = re.compile(r"[^A-Za-z0-9_.@-]")

@@ -1,0 +1,202 @@
+"""Send throughput and pacing; prints figures, asserts nothing.
+
+    python bench/send.py [--recipients 100000] [--moto-recipients 1000] [--rate 100] [--only a|b]
+
+(a) per-recipient cost: the whole send pipeline (ledger claims and records in
+    SQLite, token, per-recipient MIME build, worker threads) with a null-sink
+    transport, N recipients of a real corpus issue. Prints messages/s and the
+    process's peak RSS. Targets: >= 3,000 messages/s, < 250 MB.
+(b) pacing: the same pipeline through the SES transport against a moto server
+    (separate process, real HTTP) at --rate for M recipients. Prints achieved /
+    set rate (target >= 0.95), throttling retries and failures (target 0), and
+    the most sends started in any one-second window (must be <= rate).
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import os
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import sqlalchemy as sa  # noqa: E402
+
+from mailer import campaign as cmp  # noqa: E402
+from mailer.config import load_settings, with_overrides  # noqa: E402
+from mailer.issue import parse_issue  # noqa: E402
+from mailer.models import CampaignStatus  # noqa: E402
+from mailer.render import render_issue  # noqa: E402
+from mailer.store import open_store  # noqa: E402
+from mailer.store.engine import utcnow  # noqa: E402
+from mailer.store.schema import list_members, subscribers  # noqa: E402
+from mailer.transport import NullTransport  # noqa: E402
+from mailer.transport.ses import SesTransport  # noqa: E402
+
+CORPUS = Path(os.environ.get("TWIRMAIL_CORPUS", ROOT.parent / "shared" / "corpus")) / "twir"
+
+
+def issue_file() -> Path:
+    issues = sorted(CORPUS.glob("*.md"))
+    return issues[-1] if issues else ROOT / "tests" / "data" / "send" / "issue-700.md"
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def fill(store, n: int) -> None:
+    """n subscribed members of `main`, inserted in bulk (the importer's job, not measured)."""
+    now, list_id = utcnow(), store.list_id("main")
+    with store.engine.begin() as conn:
+        for start in range(0, n, 5000):
+            rows = [{"email": f"reader{i}@example.com", "email_norm": f"reader{i}@example.com",
+                     "email_hash": store.email_hash(f"reader{i}@example.com"), "status": "subscribed",
+                     "source": "bench", "created_at": now, "updated_at": now}
+                    for i in range(start, min(n, start + 5000))]
+            conn.execute(subscribers.insert(), rows)
+        conn.execute(list_members.insert().from_select(
+            ["list_id", "subscriber_id", "added_at"],
+            sa.select(sa.literal(list_id), subscribers.c.id, sa.literal(now))))
+
+
+def setup(tmp: Path, n: int, **overrides):
+    overrides.setdefault("send", {"workers": int(os.environ.get("BENCH_WORKERS", "8"))})
+    settings = load_settings(env={})
+    settings = with_overrides(settings, database={"url": f"sqlite:///{tmp / 'bench.db'}"}, **overrides)
+    settings = replace(settings, secret_key="bench-secret-0123456789abcdef",
+                       web=replace(settings.web, base_url="https://mail.example.org"))
+    store = open_store(settings)
+    fill(store, n)
+    rendered = render_issue(parse_issue(issue_file()), settings)
+    return settings, store, rendered
+
+
+def bench_null(n: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        settings, store, rendered = setup(Path(tmp), n)
+        sink = NullTransport()
+        rss_before = peak_rss_mb()
+        started, cpu = time.perf_counter(), time.process_time()
+        c = cmp.start(store, rendered, settings, sink, list_name="main")
+        frozen = time.perf_counter()
+        report = cmp.deliver(store, c, rendered, sink, settings, rate=None)
+        done, cpu = time.perf_counter(), time.process_time() - cpu
+        assert report.status == CampaignStatus.DONE and sink.count == n, (report.status, sink.count)
+        print(f"(a) null sink, {n} recipients, issue {rendered.issue.number} "
+              f"({rendered.html_bytes / 1024:.1f} KiB HTML, {sink.bytes / n / 1024:.1f} KiB/message), "
+              f"{settings.send.workers} workers, SQLite ledger")
+        print(f"    freeze recipients: {frozen - started:.2f} s")
+        print(f"    send: {done - frozen:.2f} s = {n / (done - frozen):,.0f} messages/s "
+              f"(incl. freeze: {n / (done - started):,.0f}/s)")
+        print(f"    CPU time: {cpu:.2f} s = {n / cpu:,.0f} messages per CPU-second "
+              f"(load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+        print(f"    peak RSS: {peak_rss_mb():.0f} MB (before the send: {rss_before:.0f} MB)")
+        store.close()
+
+
+class Recording:
+    """Wraps a transport; records when each send starts."""
+
+    def __init__(self, inner):
+        self.inner, self.name, self.local = inner, inner.name, inner.local
+        self.starts: list[float] = []
+        self.latencies: list[float] = []
+        self.lock = threading.Lock()
+
+    def send(self, raw, **kw):
+        started = time.monotonic()
+        with self.lock:
+            self.starts.append(started)
+        try:
+            return self.inner.send(raw, **kw)
+        finally:
+            self.latencies.append(time.monotonic() - started)
+
+    def close(self):
+        self.inner.close()
+
+
+def moto_server():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
+            return proc, url
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("moto server did not start")
+
+
+def bench_moto(n: int, rate: float) -> None:
+    import boto3
+
+    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        os.environ[k] = "testing"
+    proc, url = moto_server()
+    try:
+        boto3.client("ses", region_name="us-east-1", endpoint_url=url).verify_domain_identity(
+            Domain="this-week-in-rust.org")
+        with tempfile.TemporaryDirectory() as tmp:
+            settings, store, rendered = setup(Path(tmp), n, transport={"kind": "ses"},
+                                              ses={"endpoint_url": url, "region": "us-east-1"})
+            transport = Recording(SesTransport(settings.ses, workers=settings.send.workers))
+            c = cmp.start(store, rendered, settings, transport, list_name="main")
+            cpu = time.process_time()
+            report = cmp.deliver(store, c, rendered, transport, settings, rate=rate)
+            cpu = time.process_time() - cpu
+            starts = sorted(transport.starts)
+            span = starts[-1] - starts[0]
+            achieved = (len(starts) - 1) / span if span > 0 else float("inf")
+            worst = max(bisect.bisect_left(starts, t + 1.0) - i for i, t in enumerate(starts))
+            p = report.progress
+            print(f"(b) SES transport -> moto server, {n} recipients at --rate {rate:g}, "
+                  f"{settings.send.workers} workers")
+            print(f"    sent {report.counts['sent']}, failed {report.counts['failed']}, "
+                  f"throttling/5xx retries {p.retries}, status {report.status.value}")
+            print(f"    achieved {achieved:.2f}/s between first and last send = {achieved / rate:.3f} of the set "
+                  f"rate; whole run incl. start-up {p.sent / p.elapsed:.2f}/s ({p.sent / p.elapsed / rate:.3f})")
+            print(f"    SendEmail latency: median {statistics.median(transport.latencies) * 1000:.0f} ms, "
+                  f"p95 {sorted(transport.latencies)[int(len(transport.latencies) * 0.95)] * 1000:.0f} ms")
+            print(f"    sender CPU: {cpu / n * 1000:.1f} ms per message; load average "
+                  f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (moto server runs on the same machine)")
+            print(f"    most sends started in any 1 s window: {worst} (limit {int(rate)})")
+            store.close()
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--recipients", type=int, default=100_000)
+    ap.add_argument("--moto-recipients", type=int, default=1000)
+    ap.add_argument("--rate", type=float, default=100.0)
+    ap.add_argument("--only", choices=("a", "b"))
+    args = ap.parse_args()
+    if args.only != "b":
+        bench_null(args.recipients)
+    if args.only != "a":
+        bench_moto(args.moto_recipients, args.rate)
+
+
+if __name__ == "__main__":
+    main()

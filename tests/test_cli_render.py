@@ -1,0 +1,113 @@
+"""`twir-mail render | check | preview` as a user runs them (real subprocesses)."""
+
+from __future__ import annotations
+
+import email
+import os
+import re
+import signal
+import subprocess
+import sys
+from email import policy
+
+import httpx
+
+from mailer.models import SAMPLE_RECIPIENT, UNSUBSCRIBE_PLACEHOLDER
+from tests.fixtures.core import ROOT
+
+
+def test_render_writes_html_text_and_eml(run_cli, corpus, workdir):
+    issue = corpus[-1]
+    res = run_cli("render", str(issue), "-o", "out")
+    assert res.code == 0, res.err
+    stem = issue.stem
+    assert re.fullmatch(rf"{re.escape(str(issue))} -> out/{stem}\.html \(\d+\.\d KiB HTML, \d+\.\d KiB text, \.eml sample\)\n",
+                        res.out)
+    html = (workdir / "out" / f"{stem}.html").read_text(encoding="utf-8")
+    text = (workdir / "out" / f"{stem}.txt").read_text(encoding="utf-8")
+    assert html.startswith("<!doctype html>") and UNSUBSCRIBE_PLACEHOLDER in html
+    assert text.startswith("This Week in Rust 658") and UNSUBSCRIBE_PLACEHOLDER in text
+    msg = email.message_from_bytes((workdir / "out" / f"{stem}.eml").read_bytes(), policy=policy.default)
+    assert msg.get_content_type() == "multipart/alternative"
+    assert msg["To"] == SAMPLE_RECIPIENT and msg["Subject"] == "This Week in Rust 658"
+    plain, rich = msg.get_body(("plain",)), msg.get_body(("html",))
+    assert "Hello and welcome" in plain.get_content() and "Hello and welcome" in rich.get_content()
+    assert "/unsubscribe/SAMPLE-TOKEN" in plain.get_content()
+    assert UNSUBSCRIBE_PLACEHOLDER not in plain.get_content() + rich.get_content()
+
+
+def test_one_bad_file_among_good_ones(run_cli, corpus, workdir):
+    bad = workdir / "broken.md"
+    bad.write_text("Title: This Week in Rust 1\nDate: someday\n\nBody\n")
+    good = [corpus[0], corpus[-1]]
+    res = run_cli("render", str(good[0]), str(bad), str(good[1]), str(workdir / "absent.md"))
+    assert res.code == 1
+    assert res.out.count(" -> ") == 2
+    for g in good:
+        assert (workdir / "build" / f"{g.stem}.html").is_file()  # default output folder
+    assert f"error: {bad}:2: invalid Date 'someday'" in res.err
+    assert f"error: {workdir / 'absent.md'}: no such file" in res.err
+    assert "2 of 4 issue(s) failed to render" in res.err
+    assert "Traceback" not in res.err
+
+
+def test_render_unwritable_output(run_cli, corpus, workdir):
+    (workdir / "afile").write_text("x")
+    res = run_cli("render", str(corpus[-1]), "-o", "afile/sub")
+    assert res.code != 0 and res.err.startswith("error: afile/sub: cannot create output folder")
+    assert "Traceback" not in res.err
+
+
+def test_check_exit_codes_and_format(run_cli, corpus, draft):
+    res = run_cli("check", str(draft))
+    assert res.code == 1
+    lines = res.out.splitlines()
+    assert all(re.match(rf"{re.escape(str(draft))}(:\d+)?: (error|warning): ", line) for line in lines)
+    assert any(": error: draft placeholder REDDIT_LINK_HERE" in line for line in lines)
+    assert any(": error: mojibake" in line for line in lines)
+    assert re.search(r"\d+ error\(s\), \d+ warning\(s\) in 1 file\(s\)", res.err)
+    clean = run_cli("check", "--errors-only", str(corpus[-1]))
+    assert clean.code == 0 and clean.out == ""
+    both = run_cli("check", str(corpus[-1]), str(draft))
+    assert both.code == 1 and "in 2 file(s)" in both.err
+
+
+def test_preview_serves_and_stops(workdir, corpus):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TWIR_MAIL_")}
+    env["PYTHONPATH"] = str(ROOT)
+    proc = subprocess.Popen([sys.executable, "-m", "mailer", "preview", str(corpus[-1]), "--port", "0"],
+                            cwd=workdir, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        url = re.search(r"http://127\.0\.0\.1:\d+/", line).group(0)
+        page = httpx.get(url, timeout=10)
+        assert page.status_code == 200 and 'data-view="mobile"' in page.text
+        mail = httpx.get(url + "email.html", timeout=10)
+        assert "Hello and welcome" in mail.text
+        assert "@media all" in httpx.get(url + "email-dark.html", timeout=10).text
+        assert httpx.get(url + "email.txt", timeout=10).headers["content-type"].startswith("text/plain")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            rc = proc.wait(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert rc == 0
+
+
+def test_preview_bad_file_is_one_line_error(run_cli, workdir):
+    res = run_cli("preview", str(workdir / "nope.md"))
+    assert res.code == 1 and res.err.strip() == f"error: {workdir / 'nope.md'}: no such file"
+
+
+def test_preview_port_in_use(run_cli, corpus):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        res = run_cli("preview", str(corpus[-1]), "--port", str(port))
+    assert res.code == 1
+    assert res.err.strip() == f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
