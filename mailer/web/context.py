@@ -1,0 +1,131 @@
+"""What every request handler shares: settings, the store, the transport, tokens, pages.
+
+The store and the transport are opened on first use (not at import), so a
+Lambda cold start or `serve` stays cheap and a database that is down shows up
+as a 503 page instead of a crash at start-up.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Callable
+
+import anyio
+import anyio.to_thread
+import sqlalchemy as sa
+
+from ..config import Settings
+from ..errors import TokenError
+from ..feedback import SnsVerifier
+from ..store import schema
+from ..tokens import Signer, TokenData
+from .pages import Pages
+
+log = logging.getLogger("twir_mail.web")
+CONFIRM_MAX_AGE = 7 * 24 * 3600  # confirmation links expire after a week
+DB_THREADS = {"sqlite": 2, "postgresql": 6}  # concurrent database calls per process (see run_db)
+
+
+async def drain(request, limit: int = 64 * 1024) -> None:
+    """Read and drop a body we need nothing from, without buffering a huge one."""
+    seen = 0
+    async for chunk in request.stream():
+        seen += len(chunk)
+        if seen > limit:
+            break
+
+
+class Services:
+    def __init__(self, settings: Settings, *, store: Any = None, transport: Any = None,
+                 sns_fetcher: Callable[[str], bytes] | None = None):
+        self.settings = settings
+        self.signer = Signer(settings.secret_key)
+        self.pages = Pages(settings)
+        self.verifier = SnsVerifier(settings, fetcher=sns_fetcher)
+        self.fetch = self.verifier.fetcher  # also GETs SubscribeURLs (host-checked first)
+        self.base_url = settings.web.base_url.rstrip("/")
+        self._store = store
+        self._owns_store = store is None
+        self._transport = transport
+        self._owns_transport = transport is None
+        self._lock = threading.Lock()
+        self._list_titles: dict[int, str] = {}
+        self._db_limiter: anyio.CapacityLimiter | None = None
+
+    # -- lazily opened resources ------------------------------------------------
+    @property
+    def store(self):
+        if self._store is None:
+            with self._lock:
+                if self._store is None:
+                    from ..store import open_store
+
+                    self._store = open_store(self.settings)
+        return self._store
+
+    @property
+    def transport(self):
+        if self._transport is None:
+            with self._lock:
+                if self._transport is None:
+                    from ..transport import open_transport
+
+                    self._transport = open_transport(self.settings)
+        return self._transport
+
+    def close(self) -> None:
+        if self._owns_transport and self._transport is not None:
+            self._transport.close()
+            self._transport = None
+        if self._owns_store and self._store is not None:
+            self._store.close()
+            self._store = None
+
+    async def run_db(self, fn, *args):
+        """Run short database-only work in a thread, a few at a time.
+
+        Dozens of threads fighting over the GIL and the database (SQLite takes
+        one writer at a time and its busy handler sleeps in steps of up to
+        100 ms) make the slowest requests far slower; a small limiter keeps
+        p99 close to the median without costing throughput.
+        """
+        if self._db_limiter is None:
+            self._db_limiter = anyio.CapacityLimiter(DB_THREADS.get(self.store.dialect, 4))
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self._db_limiter)
+
+    # -- helpers ------------------------------------------------------------------
+    def check_token(self, token: str, purpose: int, max_age: float | None = None) -> TokenData | None:
+        try:
+            data = self.signer.verify(token, purpose, max_age=max_age)
+        except TokenError:
+            return None
+        # Base64 decoding tolerates padding and spare bits, so several strings verify as one
+        # token; accept only the exact one we issue (a tampered link is a tampered link).
+        canonical = self.signer.make(data.purpose, data.subscriber_id, data.list_id, data.issued_at)
+        return data if canonical == token else None
+
+    def list_title(self, list_id: int) -> str:
+        """The list's title for pages (cached; the newsletter's name if untitled or unknown)."""
+        if list_id not in self._list_titles:
+            with self.store.engine.connect() as conn:
+                row = conn.execute(sa.select(schema.lists.c.title, schema.lists.c.name)
+                                   .where(schema.lists.c.id == list_id)).first()
+            name = self.settings.newsletter.name
+            if row is not None and row.title:
+                name = row.title
+            elif row is not None and row.name not in ("main", ""):
+                name = f"{name} ({row.name})"
+            self._list_titles[list_id] = name
+        return self._list_titles[list_id]
+
+    def invalid_link(self):
+        # Deliberately the same page for forged, truncated, expired or wrong-purpose tokens.
+        return self.pages.message(
+            "This link is not valid",
+            "The link may be incomplete or out of date. Please use the most recent link from our emails.",
+            status=400,
+        )
+
+    def unavailable(self):
+        return self.pages.message("Temporarily unavailable", "Please try again in a few minutes.", status=503)
