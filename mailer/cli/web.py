@@ -1,7 +1,41 @@
-"""CLI commands: web (not built yet)."""
+"""CLI commands: serve (the unsubscribe / subscribe / SES-webhook web app)."""
+
+from __future__ import annotations
 
 import click
 
 
+@click.command("serve")
+@click.option("--host", default=None, help="Bind address (default: [web] host).")
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port (default: [web] port).")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Worker processes.")
+@click.pass_obj
+def serve(ctx, host: str | None, port: int | None, workers: int) -> None:
+    """Serve the web app (unsubscribe, subscribe, /webhooks/ses) with uvicorn."""
+    import uvicorn
+
+    from ..store import open_store
+    from ..web import create_app
+
+    settings = ctx.settings
+    # Fail now, with one line, if the database is unreachable or not upgraded.
+    open_store(settings).close()
+    host = host or settings.web.host
+    port = settings.web.port if port is None else port
+    click.echo(f"serving on http://{host}:{port} (public URL {settings.web.base_url})", err=True)
+    if workers > 1:
+        # Each worker process builds its own app from the same config.
+        import os
+
+        if settings.config_path:
+            os.environ["TWIR_MAIL_CONFIG"] = str(settings.config_path)
+        uvicorn.run("mailer.web.aws_lambda:asgi_app", factory=True, host=host, port=port, workers=workers,
+                    log_level="warning", proxy_headers=False)
+    else:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", proxy_headers=False)
+
+
 def register(cli: click.Group) -> None:
     """Add this module's commands to the top-level group."""
+    cli.add_command(serve)

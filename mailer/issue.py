@@ -1,0 +1,127 @@
+"""Read a TWIR issue: Pelican ``Key: value`` headers, a blank line, Markdown.
+
+Headers used: ``Title``, ``Number``, ``Date``, ``Category`` and the optional
+overrides ``Subject``, ``Preheader`` and ``Sponsor``
+(``Sponsor: Name | https://link | https://logo.png | line of text``, only the
+name required; ``Sponsor: none`` removes the configured sponsor block).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .errors import IssueError
+from .models import Issue, SponsorInfo
+
+SUFFIXES = (".md", ".markdown")
+_HEADER = re.compile(r"^([A-Za-z][A-Za-z0-9_-]*):\s*(.*?)\s*$")
+_NUMBER_IN_TITLE = re.compile(r"(\d+)\s*$")
+# The sponsor block is disabled for an issue with one of these values.
+NO_SPONSOR = {"none", "-", "off"}
+
+
+def read_text(path: Path) -> str:
+    """The file as text, or an IssueError naming the file (and line of bad bytes)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise IssueError("no such file", path=path) from None
+    except IsADirectoryError:
+        raise IssueError("is a directory, not an issue file", path=path) from None
+    except OSError as exc:
+        raise IssueError(f"cannot read: {exc.strerror}", path=path) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise IssueError(f"not valid UTF-8 (byte 0x{data[exc.start]:02x})", path=path, line=line) from None
+    return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def split_headers(text: str) -> tuple[dict[str, tuple[str, int]], int]:
+    """Headers (lower-case name -> (value, line)) and the 0-based index of the body's first line."""
+    lines = text.split("\n")
+    headers: dict[str, tuple[str, int]] = {}
+    i = 0
+    while i < len(lines):
+        m = _HEADER.match(lines[i])
+        if not m:
+            break
+        headers[m.group(1).lower()] = (m.group(2), i + 1)
+        i += 1
+    if i < len(lines) and not lines[i].strip():
+        i += 1  # the blank line that ends the headers
+    return headers, i
+
+
+def _parse_date(value: str, path: Path, line: int) -> dt.date:
+    # Pelican dates: "2013-06-29", "2013-06-29 12:26", "2013-06-29T12:26:00".
+    m = re.match(r"(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?\s*$", value)
+    try:
+        if not m:
+            raise ValueError
+        return dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    except ValueError:
+        raise IssueError(f"invalid Date {value!r} (expected YYYY-MM-DD)", path=path, line=line) from None
+
+
+def _parse_number(headers: dict[str, tuple[str, int]], title: str, path: Path) -> int:
+    if "number" in headers:
+        value, line = headers["number"]
+        if not value.isdigit():
+            raise IssueError(f"invalid Number {value!r} (expected a whole number)", path=path, line=line)
+        return int(value)
+    m = _NUMBER_IN_TITLE.search(title)
+    if not m:
+        raise IssueError(f"no Number header and no number at the end of the title {title!r}",
+                         path=path, line=headers["title"][1])
+    return int(m.group(1))
+
+
+def parse_sponsor(value: str, line: int, *, path: Path) -> SponsorInfo | None:
+    """``Name | url | logo | text`` -> SponsorInfo; ``none`` -> None (no block)."""
+    if value.strip().lower() in NO_SPONSOR:
+        return None
+    parts = [p.strip() for p in value.split("|")]
+    parts += [""] * (4 - len(parts))
+    if len(parts) > 4 or not parts[0]:
+        raise IssueError("Sponsor must be `Name | https://link | https://logo | text` (or `none`)", path=path, line=line)
+    for url in parts[1:3]:
+        if url and urlsplit(url).scheme not in ("http", "https"):
+            raise IssueError(f"Sponsor URL {url!r} is not an http(s) URL", path=path, line=line)
+    return SponsorInfo(*parts[:4])
+
+
+def parse_issue(path: str | Path) -> Issue:
+    """Parse one issue file; IssueError (with file and line) for anything unusable."""
+    path = Path(path)
+    if path.suffix not in SUFFIXES:
+        raise IssueError(f"not a Markdown issue (expected {' or '.join(SUFFIXES)})", path=path)
+    text = read_text(path)
+    headers, body_start = split_headers(text)
+    if not headers:
+        raise IssueError("no Pelican headers (expected `Title:`, `Date:` ... at the top)", path=path, line=1)
+    for required in ("title", "date"):
+        if not headers.get(required, ("", 0))[0]:
+            line = headers.get(required, ("", 1))[1]
+            raise IssueError(f"missing {required.capitalize()} header", path=path, line=line)
+    title = headers["title"][0]
+    # A `Sponsor: none` header leaves sponsor None but present in headers (see sponsor_for).
+    sponsor = parse_sponsor(*headers["sponsor"], path=path) if "sponsor" in headers else None
+    lines = text.split("\n")
+    return Issue(
+        path=path,
+        title=title,
+        number=_parse_number(headers, title, path),
+        date=_parse_date(headers["date"][0], path, headers["date"][1]),
+        category=headers.get("category", ("", 0))[0],
+        body="\n".join(lines[body_start:]),
+        body_line=body_start + 1,
+        subject=headers.get("subject", (None, 0))[0] or None,
+        preheader=headers.get("preheader", (None, 0))[0] or None,
+        sponsor=sponsor,
+        headers={k: v for k, (v, _) in headers.items()},
+    )

@@ -1,0 +1,186 @@
+"""Issue -> responsive HTML email + plain text (``render_issue``).
+
+Stages (timed for bench/render.py):
+1. markdown: body -> clean content fragment (mailer.content)
+2. mjml: the Jinja2/MJML layout with a marker where the content goes
+3. inject: marker -> content. After MJML on purpose: MRML collapses the
+   whitespace inside <pre>, which would flatten every code block.
+4. inline: premailer inlines content.css (link, code, heading styles); the
+   layout's own <style> blocks (mobile + dark mode) are marked ignore, kept as is
+5. minify: whitespace only, lines < 900 chars
+6. text: the plain-text part from the same content fragment (mailer.textpart)
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import jinja2
+from lxml import html as lxml_html
+
+from .config import Settings
+from .content import content_html
+from .errors import RenderError
+from .minify import minify
+from .models import UNSUBSCRIBE_PLACEHOLDER, Issue, Rendered, SponsorInfo
+from .textpart import html_to_text, text_footer, text_header
+
+TEMPLATE = "issue.mjml.j2"
+CONTENT_MARKER = "@@TWIR_CONTENT@@"
+PREHEADER_MAX = 140
+_STYLE_OPEN = re.compile(r"<style(?![^>]*data-premailer)")
+COLOR_SCHEME_META = ('<meta name="color-scheme" content="light dark">'
+                     '<meta name="supported-color-schemes" content="light dark">')
+
+
+@functools.lru_cache(maxsize=8)
+def _environment(templates_dir: Path) -> jinja2.Environment:
+    if not (templates_dir / TEMPLATE).is_file():
+        raise RenderError(f"template {TEMPLATE} not found in {templates_dir} (setting render.templates_dir)")
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir)),
+        autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=False,
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _css(templates_dir: Path, name: str) -> str:
+    try:
+        return (templates_dir / name).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RenderError(f"cannot read {name} in {templates_dir}: {exc.strerror}") from None
+
+
+def web_url(issue: Issue, settings: Settings) -> str:
+    base = settings.newsletter.site_url.rstrip("/")
+    return f"{base}/blog/{issue.date:%Y/%m/%d}/this-week-in-rust-{issue.number}/"
+
+
+def sponsor_for(issue: Issue, settings: Settings) -> SponsorInfo | None:
+    """The issue's `Sponsor:` header wins (even `none`), else the configured sponsor."""
+    if "sponsor" in issue.headers:
+        return issue.sponsor
+    s = settings.sponsor
+    return SponsorInfo(s.name, s.url, s.logo, s.text) if s.name else None
+
+
+def subject_for(issue: Issue, settings: Settings) -> str:
+    return issue.subject or settings.newsletter.subject.format(number=issue.number, title=issue.title)
+
+
+def preheader_for(issue: Issue, fragment) -> str:
+    """`Preheader:` header, else the first few linked headlines of the issue."""
+    if issue.preheader:
+        return issue.preheader
+    items = []
+    for li in fragment.iter("li"):
+        a = next(li.iter("a"), None)
+        text = " ".join((a.text_content() if a is not None else "").split())
+        if len(text) > 12:
+            items.append(text)
+        if len(" · ".join(items)) > PREHEADER_MAX:
+            break
+    text = " · ".join(items) or " ".join(fragment.text_content().split())
+    if len(text) > PREHEADER_MAX:
+        text = text[:PREHEADER_MAX].rsplit(" ", 1)[0] + " …"
+    return text
+
+
+def _date(issue: Issue) -> str:
+    return f"{issue.date.day} {issue.date:%B %Y}"
+
+
+class _Timer:
+    def __init__(self, timings: dict[str, float] | None):
+        self.timings = timings
+
+    @contextmanager
+    def __call__(self, stage: str):
+        start = time.perf_counter()
+        yield
+        if self.timings is not None:
+            self.timings[stage] = self.timings.get(stage, 0.0) + (time.perf_counter() - start) * 1000
+
+
+def layout_html(issue: Issue, settings: Settings, *, subject: str, preheader: str, url: str) -> str:
+    """The MJML layout rendered to HTML, with CONTENT_MARKER where the content goes."""
+    from mjml import mjml2html  # the Rust extension: only loaded when rendering
+
+    tdir = settings.templates_dir
+    news = settings.newsletter
+    try:
+        mjml = _environment(tdir).get_template(TEMPLATE).render(
+            lang=news.language, subject=subject, preheader=preheader, name=news.name,
+            number=issue.number, date=_date(issue), logo_url=news.logo_url, site_url=news.site_url,
+            site_host=urlsplit(news.site_url).netloc, web_url=url, privacy_url=news.privacy_url,
+            unsubscribe_url=UNSUBSCRIBE_PLACEHOLDER, sponsor=sponsor_for(issue, settings),
+            content_marker=CONTENT_MARKER,
+        )
+    except jinja2.TemplateError as exc:
+        line = getattr(exc, "lineno", None)
+        raise RenderError(f"template error: {exc}", path=tdir / TEMPLATE, line=line) from None
+    try:
+        out = mjml2html(mjml, disable_comments=True)
+    except Exception as exc:  # MRML raises plain exceptions with a message
+        raise RenderError(f"MJML rendering failed: {exc}", path=issue.path) from None
+    if out.count(CONTENT_MARKER) != 1:
+        raise RenderError("the template must contain the content marker exactly once", path=tdir / TEMPLATE)
+    # MJML's own and the layout's rules stay in <style>; only content.css gets inlined.
+    out = _STYLE_OPEN.sub('<style data-premailer="ignore"', out)
+    # Added after MJML so its CSS is never parsed as markup.
+    head = (f"{COLOR_SCHEME_META}<style data-premailer=\"ignore\">{_css(tdir, 'layout.css')}</style>"
+            f"<style>{_css(tdir, 'content.css')}</style>")
+    return out.replace("</head>", head + "</head>", 1)
+
+
+def inline_css(html: str) -> str:
+    import premailer  # imported lazily: cssutils is slow to import
+
+    try:
+        return premailer.Premailer(
+            html, strip_important=False, allow_network=False, disable_link_rewrites=True,
+            cssutils_logging_level=logging.CRITICAL, disable_validation=True,
+            remove_classes=False, exclude_pseudoclasses=True, align_floating_images=False,
+        ).transform(pretty_print=False)
+    except Exception as exc:  # premailer/cssutils raise assorted errors
+        raise RenderError(f"CSS inlining failed: {exc}") from None
+
+
+def render_issue(issue: Issue, settings: Settings, *, timings: dict[str, float] | None = None) -> Rendered:
+    """Render one issue; ``timings`` (if given) receives milliseconds per stage."""
+    timer = _Timer(timings)
+    with timer("markdown"):
+        try:
+            content = content_html(issue.body)
+        except Exception as exc:  # a Markdown extension choking on odd input
+            raise RenderError(f"Markdown rendering failed: {exc}", path=issue.path) from None
+        fragment = lxml_html.fragment_fromstring(content or "<p></p>", create_parent="div")
+    subject = subject_for(issue, settings)
+    preheader = preheader_for(issue, fragment)
+    url = web_url(issue, settings)
+    with timer("mjml"):
+        layout = layout_html(issue, settings, subject=subject, preheader=preheader, url=url)
+    with timer("inject"):
+        page = layout.replace(CONTENT_MARKER, f'<div class="c">{content}</div>', 1)
+    with timer("inline"):
+        page = inline_css(page)
+        page = page.replace(' data-premailer="ignore"', "")
+        if not page.lstrip().lower().startswith("<!doctype"):
+            page = "<!doctype html>\n" + page
+    with timer("minify"):
+        if settings.render.minify:
+            page = minify(page)
+    with timer("text"):
+        news = settings.newsletter
+        text = text_header(name=news.name, number=issue.number, date=_date(issue), web_url=url)
+        text += html_to_text(fragment) + text_footer(
+            name=settings.newsletter.name, web_url=url, sponsor=sponsor_for(issue, settings),
+            privacy_url=settings.newsletter.privacy_url, unsubscribe_url=UNSUBSCRIBE_PLACEHOLDER,
+        )
+    return Rendered(issue=issue, subject=subject, preheader=preheader, html=page, text=text, web_url=url)

@@ -1,0 +1,193 @@
+"""The Store: connection handling, schema check and the read side of the subscriber list."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from contextlib import contextmanager
+from typing import Iterator
+
+import sqlalchemy as sa
+from alembic.util import CommandError
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ..config import Settings
+from ..errors import StoreError, SubscriberError
+from ..models import HistoryEntry, Status, Subscriber
+from . import migrate
+from .addresses import normalize
+from .engine import as_utc, create_engine
+from .schema import history, list_members, lists, subscribers as S
+
+PAGE = 1000  # rows per keyset page when streaming
+
+
+def db_error(exc: sa.exc.DBAPIError) -> StoreError:
+    """One line from a driver error (they span several lines and quote SQL)."""
+    orig = getattr(exc, "orig", None) or exc
+    first = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    return StoreError(f"database error: {first}")
+
+
+def to_subscriber(row) -> Subscriber:
+    return Subscriber(id=row.id, email=row.email, email_norm=row.email_norm, name=row.name,
+                      status=Status(row.status), source=row.source,
+                      created_at=as_utc(row.created_at), updated_at=as_utc(row.updated_at))
+
+
+def _status_value(status: Status | str) -> str:
+    try:
+        return Status(status).value
+    except ValueError:
+        raise SubscriberError(f"unknown status {status!r}: use one of "
+                              f"{', '.join(s.value for s in Status)}") from None
+
+
+class StoreBase:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.url = settings.database_url
+        self.engine: sa.Engine = create_engine(self.url)
+        self.dialect: str = self.engine.dialect.name
+
+    # -- lifecycle ---------------------------------------------------------
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def current_revision(self) -> str | None:
+        try:
+            return migrate.current_revision(self.engine)
+        except sa.exc.DBAPIError as exc:
+            raise StoreError(f"cannot open database {self._safe_url()}: {db_error(exc).message}") from None
+
+    def upgrade(self) -> None:
+        try:
+            migrate.upgrade(self.engine)
+        except CommandError as exc:
+            raise StoreError(f"cannot upgrade database {self._safe_url()}: {exc}") from None
+        except sa.exc.DBAPIError as exc:
+            raise db_error(exc) from None
+
+    def ensure_schema(self, upgrade: bool | None) -> None:
+        current, head = self.current_revision(), migrate.head_revision()
+        if current == head:
+            return
+        if upgrade or (upgrade is None and self.dialect == "sqlite"):
+            self.upgrade()
+            return
+        if current is not None and current not in migrate.known_revisions():
+            raise StoreError(f"database is at revision {current}, newer than this twir-mail: upgrade twir-mail")
+        raise StoreError("database is not up to date: run `twir-mail db upgrade`")
+
+    def _safe_url(self) -> str:
+        return sa.engine.make_url(self.url).render_as_string(hide_password=True)
+
+    # -- transactions ------------------------------------------------------
+    @contextmanager
+    def _tx(self, write: bool) -> Iterator[sa.Connection]:
+        """A transaction; writers take SQLite's lock up front (BEGIN IMMEDIATE)."""
+        try:
+            with self.engine.connect() as conn:
+                if write:
+                    conn.execution_options(sqlite_begin="IMMEDIATE")
+                with conn.begin():
+                    yield conn
+        except sa.exc.DBAPIError as exc:
+            raise db_error(exc) from None
+
+    def _write(self):
+        return self._tx(True)
+
+    def _read(self):
+        return self._tx(False)
+
+    def _insert(self, table: sa.Table):
+        """INSERT supporting ON CONFLICT on both dialects."""
+        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+
+    # -- identity ----------------------------------------------------------
+    def email_hash(self, norm: str) -> str:
+        """Keyed hash of a normalized address: survives `forget`, useless without the key."""
+        key = self.settings.secret_key.encode()
+        return hmac.new(key, norm.encode(), hashlib.sha256).hexdigest()
+
+    def list_id(self, name: str, conn: sa.Connection | None = None) -> int:
+        query = sa.select(lists.c.id).where(lists.c.name == name)
+        if conn is None:
+            with self._read() as conn:
+                found = conn.execute(query).scalar()
+        else:
+            found = conn.execute(query).scalar()
+        if found is None:
+            raise SubscriberError(f"unknown list {name!r}: lists are {', '.join(self.list_names())}")
+        return found
+
+    def list_names(self) -> list[str]:
+        with self._read() as conn:
+            return list(conn.execute(sa.select(lists.c.name).order_by(lists.c.id)).scalars())
+
+    # -- reads -------------------------------------------------------------
+    def get(self, email: str) -> Subscriber | None:
+        """The subscriber for an address (also a forgotten one, with email None)."""
+        _, norm = normalize(email)
+        with self._read() as conn:
+            row = conn.execute(sa.select(S).where(
+                sa.or_(S.c.email_hash == self.email_hash(norm), S.c.email_norm == norm))).first()
+        return to_subscriber(row) if row else None
+
+    def get_by_id(self, subscriber_id: int) -> Subscriber | None:
+        with self._read() as conn:
+            row = conn.execute(sa.select(S).where(S.c.id == subscriber_id)).first()
+        return to_subscriber(row) if row else None
+
+    def history(self, subscriber_id: int) -> list[HistoryEntry]:
+        query = sa.select(history).where(history.c.subscriber_id == subscriber_id).order_by(history.c.id)
+        with self._read() as conn:
+            return [HistoryEntry(at=as_utc(r.at), old_status=Status(r.old_status) if r.old_status else None,
+                                 new_status=Status(r.new_status), reason=r.reason, detail=r.detail)
+                    for r in conn.execute(query)]
+
+    def lists_of(self, subscriber_id: int) -> list[str]:
+        query = (sa.select(lists.c.name).join(list_members, list_members.c.list_id == lists.c.id)
+                 .where(list_members.c.subscriber_id == subscriber_id).order_by(lists.c.name))
+        with self._read() as conn:
+            return list(conn.execute(query).scalars())
+
+    def _filtered(self, query, list_name: str | None, status, conn: sa.Connection):
+        query = query.where(S.c.email_norm.is_not(None))  # forgotten rows are not subscribers
+        if list_name is not None:
+            lid = self.list_id(list_name, conn)
+            query = query.where(S.c.id.in_(sa.select(list_members.c.subscriber_id)
+                                           .where(list_members.c.list_id == lid)))
+        if status is not None:
+            query = query.where(S.c.status == _status_value(status))
+        return query
+
+    def count(self, list_name: str | None = None) -> dict[str, int]:
+        """Subscribers per status (every status present, zeros included)."""
+        counts = {s.value: 0 for s in Status}
+        with self._read() as conn:
+            query = self._filtered(sa.select(S.c.status, sa.func.count()), list_name, None, conn)
+            for status, n in conn.execute(query.group_by(S.c.status)):
+                counts[status] = n
+        return counts
+
+    def iter_subscribers(self, list_name: str | None = None, status: Status | str | None = None
+                         ) -> Iterator[Subscriber]:
+        """Stream subscribers by id, a page per short transaction (no long-held cursor or lock)."""
+        last = 0
+        while True:
+            with self._read() as conn:
+                query = self._filtered(sa.select(S), list_name, status, conn)
+                rows = conn.execute(query.where(S.c.id > last).order_by(S.c.id).limit(PAGE)).all()
+            for row in rows:
+                yield to_subscriber(row)
+            if len(rows) < PAGE:
+                return
+            last = rows[-1].id

@@ -1,0 +1,148 @@
+"""Status changes: every one is appended to `history`; suppression is permanent.
+
+An address that unsubscribed, bounced or complained is never turned back to
+pending/subscribed by an import or a plain `add`: only an explicit
+re-subscription (``resubscribe=True`` / ``allow_resubscribe=True``) does that,
+and it is logged like any other change.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from ..errors import SubscriberError
+from ..models import Status, Subscriber
+from .addresses import normalize
+from .core import StoreBase, to_subscriber
+from .engine import utcnow
+from .schema import deliveries, feedback_events, history, list_members, subscribers as S
+
+REASON_MAX = 32
+
+
+def target_status(old: Status, new: Status, resubscribe: bool = False) -> Status | None:
+    """What an add/import of ``new`` does to an existing ``old`` status (None: keep it)."""
+    if old == new:
+        return None
+    if old.suppressed:
+        # Suppressed stays suppressed (and keeps its first reason) unless explicitly resubscribed.
+        return new if resubscribe and not new.suppressed else None
+    if new.suppressed:
+        return new  # leaving always wins
+    if old == Status.SUBSCRIBED:
+        return None  # never demote a confirmed subscriber to pending
+    return new
+
+
+def check_reason(reason: str) -> str:
+    if not reason or len(reason) > REASON_MAX:
+        raise SubscriberError(f"reason must be 1 to {REASON_MAX} characters, got {reason!r}")
+    return reason
+
+
+def history_row(subscriber_id: int, old: Status | str | None, new: Status | str, reason: str,
+                detail: str | None, at) -> dict:
+    return {"subscriber_id": subscriber_id, "at": at, "old_status": Status(old).value if old else None,
+            "new_status": Status(new).value, "reason": reason, "detail": detail}
+
+
+class Store(StoreBase):
+    def _find(self, conn: sa.Connection, norm: str, digest: str):
+        query = sa.select(S).where(sa.or_(S.c.email_hash == digest, S.c.email_norm == norm))
+        return conn.execute(query.with_for_update()).first()
+
+    def _join(self, conn: sa.Connection, list_id: int, subscriber_id: int, at) -> None:
+        conn.execute(self._insert(list_members).values(list_id=list_id, subscriber_id=subscriber_id, added_at=at)
+                     .on_conflict_do_nothing())
+
+    def add(self, email: str, *, list_name: str = "main", name: str | None = None, source: str = "cli",
+            status: Status = Status.SUBSCRIBED, resubscribe: bool = False, reason: str = "cli",
+            detail: str | None = None) -> Subscriber:
+        """Add or update an address; a suppressed or forgotten one stays so unless ``resubscribe``."""
+        display, norm = normalize(email)
+        digest, status, reason = self.email_hash(norm), Status(status), check_reason(reason)
+        name = (name or "").strip() or None
+        for _ in range(3):  # PostgreSQL: a concurrent insert of the same address means: look again
+            with self._write() as conn:
+                list_id, now = self.list_id(list_name, conn), utcnow()
+                row = self._find(conn, norm, digest)
+                if row is None:
+                    new_id = conn.execute(self._insert(S).values(
+                        email=display, email_norm=norm, email_hash=digest, name=name, status=status.value,
+                        source=source, created_at=now, updated_at=now,
+                    ).on_conflict_do_nothing().returning(S.c.id)).scalar()
+                    if new_id is None:
+                        continue
+                    conn.execute(history.insert().values(history_row(new_id, None, status, reason, detail, now)))
+                    self._join(conn, list_id, new_id, now)
+                    sid = new_id
+                else:
+                    sid = self._update_existing(conn, row, display, norm, digest, name, status,
+                                                resubscribe, reason, detail, list_id, now)
+                return to_subscriber(conn.execute(sa.select(S).where(S.c.id == sid)).one())
+        raise SubscriberError(f"could not add {display}: it keeps changing concurrently", address=display)
+
+    def _update_existing(self, conn, row, display, norm, digest, name, status, resubscribe, reason, detail,
+                         list_id, now) -> int:
+        if row.forgotten_at is not None and not resubscribe:
+            return row.id  # erased: stays suppressed and we do not store the address again
+        values: dict = {}
+        if row.forgotten_at is not None:
+            values.update(email=display, email_norm=norm, name=name, forgotten_at=None)
+        elif name and name != row.name:
+            values["name"] = name
+        if row.email_hash != digest:  # the secret key changed since this row was written
+            values["email_hash"] = digest
+        target = target_status(Status(row.status), status, resubscribe)
+        if target is not None:
+            values["status"] = target.value
+            conn.execute(history.insert().values(history_row(row.id, row.status, target, reason, detail, now)))
+        if values:
+            conn.execute(S.update().where(S.c.id == row.id).values(updated_at=now, **values))
+        self._join(conn, list_id, row.id, now)
+        return row.id
+
+    def set_status(self, subscriber_id: int, status: Status | str, *, reason: str, detail: str | None = None,
+                   allow_resubscribe: bool = False) -> bool:
+        """Change one subscriber's status (row-locked); False if it already had it."""
+        status, reason = Status(status), check_reason(reason)
+        with self._write() as conn:
+            row = conn.execute(sa.select(S.c.status, S.c.email, S.c.forgotten_at)
+                               .where(S.c.id == subscriber_id).with_for_update()).first()
+            if row is None:
+                raise SubscriberError(f"no subscriber with id {subscriber_id}")
+            old = Status(row.status)
+            if old == status:
+                return False
+            who = row.email or f"subscriber #{subscriber_id}"
+            if old.suppressed and not status.suppressed:
+                if not allow_resubscribe:
+                    raise SubscriberError(f"{who} is {old.value}: only an explicit re-subscription can change that",
+                                          address=row.email)
+                if row.forgotten_at is not None:
+                    raise SubscriberError(f"{who} was forgotten: add the address again with resubscribe")
+            now = utcnow()
+            conn.execute(S.update().where(S.c.id == subscriber_id).values(status=status.value, updated_at=now))
+            conn.execute(history.insert().values(history_row(subscriber_id, old, status, reason, detail, now)))
+            return True
+
+    def forget(self, email: str) -> bool:
+        """Erase an address's personal data; a keyed hash keeps it suppressed. False if unknown."""
+        _, norm = normalize(email)
+        with self._write() as conn:
+            row = self._find(conn, norm, self.email_hash(norm))
+            if row is None or row.forgotten_at is not None:
+                return False
+            now, sid = utcnow(), row.id
+            if not Status(row.status).suppressed:
+                conn.execute(history.insert().values(
+                    history_row(sid, row.status, Status.UNSUBSCRIBED, "forget", None, now)))
+            conn.execute(S.update().where(S.c.id == sid).values(
+                email=None, email_norm=None, name=None, forgotten_at=now, updated_at=now,
+                status=Status.UNSUBSCRIBED.value if not Status(row.status).suppressed else row.status))
+            # Free-text details (bounce diagnostics, reasons) may quote the address.
+            conn.execute(history.update().where(history.c.subscriber_id == sid).values(detail=None))
+            conn.execute(feedback_events.update().where(feedback_events.c.subscriber_id == sid).values(detail=None))
+            conn.execute(deliveries.update().where(deliveries.c.subscriber_id == sid).values(email=None))
+            conn.execute(list_members.delete().where(list_members.c.subscriber_id == sid))
+            return True

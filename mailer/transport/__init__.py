@@ -1,0 +1,53 @@
+"""Transports: where finished messages go (``[transport] kind``).
+
+``open_transport(settings)`` returns one of ``outbox`` (``.eml`` files),
+``smtp`` (smtplib) or ``ses`` (boto3 sesv2, Raw content); ``dry_run=True``
+returns a null sink that accepts and discards everything. Every transport
+is safe to call from several worker threads at once and classifies its
+failures as ``RetryableTransportError`` (try again later: throttling, 5xx,
+connection), ``PermanentTransportError`` (this message/recipient only) or
+``SendingPaused`` (the account cannot send at all).
+"""
+
+from __future__ import annotations
+
+from ..config import Settings
+from ..errors import ConfigError
+from .base import NullTransport, Transport
+from .outbox import OutboxTransport
+
+__all__ = ["Transport", "NullTransport", "OutboxTransport", "open_transport", "check_sendable"]
+
+# The embedded default; unsubscribe links pointing at it are useless to real readers.
+DEFAULT_BASE_URL = "http://127.0.0.1:8000"
+REMOTE_KINDS = ("smtp", "ses")
+
+
+def check_sendable(settings: Settings) -> None:
+    """Refuse real delivery with the development secret or a local unsubscribe URL."""
+    if settings.transport.kind not in REMOTE_KINDS:
+        return
+    if not settings.has_real_secret:
+        raise ConfigError("sending through %s needs a real secret: set TWIR_MAIL_SECRET_KEY "
+                          "(at least 16 characters)" % settings.transport.kind, setting="TWIR_MAIL_SECRET_KEY")
+    base = settings.web.base_url.rstrip("/")
+    if base == DEFAULT_BASE_URL or "://127.0.0.1" in base or "://localhost" in base:
+        raise ConfigError(f"sending through {settings.transport.kind} needs the public [web] base_url "
+                          f"(unsubscribe links would point at {base})", setting="web.base_url")
+
+
+def open_transport(settings: Settings, *, dry_run: bool = False) -> Transport:
+    if dry_run:
+        return NullTransport(name="dry-run")
+    kind = settings.transport.kind
+    if kind == "outbox":
+        return OutboxTransport(settings.outbox_dir)
+    if kind == "smtp":
+        from .smtp import SmtpTransport
+
+        return SmtpTransport(settings.smtp, settings.smtp_password)
+    if kind == "ses":
+        from .ses import SesTransport
+
+        return SesTransport(settings.ses, workers=settings.send.workers)
+    raise ConfigError(f"unknown transport kind {kind!r}", setting="transport.kind")

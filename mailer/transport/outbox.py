@@ -1,0 +1,48 @@
+"""The outbox transport: one ``.eml`` file per message, written atomically.
+
+Each file is written under a temporary name and renamed into place, so a
+reader (or a crash) never sees half a message: a file either is complete
+or does not exist.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from pathlib import Path
+
+from ..errors import SendingPaused
+from .base import Transport
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9@._+-]")
+
+
+class OutboxTransport(Transport):
+    name = "outbox"
+
+    def __init__(self, directory: Path):
+        self.dir = Path(directory)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SendingPaused(f"cannot create outbox folder: {exc.strerror}", path=self.dir) from None
+
+    def send(self, raw: bytes, *, sender: str, recipient: str, tags: dict[str, str]) -> str:
+        msg_id = uuid.uuid4().hex[:16]
+        prefix = "-".join(_UNSAFE.sub("_", tags[k]) for k in ("issue", "campaign") if k in tags)
+        name = f"{prefix + '-' if prefix else ''}{_UNSAFE.sub('_', recipient)[:100]}-{msg_id}.eml"
+        final = self.dir / name
+        tmp = self.dir / f".{name}.tmp"
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(raw)
+            os.replace(tmp, final)
+        except OSError as exc:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+            # A full disk or a permission problem affects every message alike.
+            raise SendingPaused(f"cannot write to the outbox: {exc.strerror}", path=final) from None
+        return f"outbox-{msg_id}"

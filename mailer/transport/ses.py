@@ -1,0 +1,108 @@
+"""Amazon SES transport: boto3 ``sesv2`` ``SendEmail`` with Raw content.
+
+botocore's own retry logic (standard mode) absorbs short throttling bursts;
+what still fails is classified here and the campaign applies its own
+backoff on top. The client is shared by all worker threads (botocore
+clients are thread-safe) with a connection pool sized to the workers.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..config import Ses
+from ..errors import PermanentTransportError, RetryableTransportError, SendingPaused, TransportError
+from .base import Transport
+
+RETRYABLE_CODES = {
+    "TooManyRequestsException", "Throttling", "ThrottlingException", "RequestThrottled",
+    "ServiceUnavailable", "InternalFailure", "InternalServerError", "RequestTimeout",
+}
+PAUSE_CODES = {"SendingPausedException", "AccountSuspendedException", "AccountSendingPausedException",
+               "ConfigurationSetSendingPausedException"}
+AUTH_CODES = {"InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch",
+              "AccessDenied", "AccessDeniedException", "ExpiredToken", "ExpiredTokenException"}
+_TAG_SAFE = re.compile(r"[^A-Za-z0-9_.@-]")
+
+
+def classify_client_error(exc) -> TransportError:
+    """Map a botocore ClientError to retryable / permanent / paused."""
+    err = exc.response.get("Error", {})
+    code = err.get("Code", "")
+    message = err.get("Message", "") or str(exc)
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    text = f"SES {code or status}: {message}"
+    if code in PAUSE_CODES or "daily message quota" in message.lower():
+        return SendingPaused(text, code=code)
+    if code in AUTH_CODES:
+        return SendingPaused(f"{text} (check the AWS credentials and region)", code=code)
+    if code in RETRYABLE_CODES or status == 429 or status >= 500:
+        return RetryableTransportError(text, code=code or str(status))
+    return PermanentTransportError(text, code=code or str(status))
+
+
+class SesTransport(Transport):
+    name = "ses"
+    local = False
+
+    def __init__(self, cfg: Ses, *, workers: int = 8, max_attempts: int = 3, client=None):
+        self.cfg = cfg
+        self.client = client or self._client(cfg, workers, max_attempts)
+
+    @staticmethod
+    def _client(cfg: Ses, workers: int, max_attempts: int):
+        import boto3
+        from botocore.config import Config
+
+        config = Config(retries={"mode": "standard", "total_max_attempts": max_attempts},
+                        max_pool_connections=max(10, workers + 2), connect_timeout=10, read_timeout=30)
+        return boto3.session.Session().client(
+            "sesv2", region_name=cfg.region, endpoint_url=cfg.endpoint_url or None, config=config)
+
+    def send(self, raw: bytes, *, sender: str, recipient: str, tags: dict[str, str]) -> str:
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+        params = {
+            "FromEmailAddress": sender,
+            "Destination": {"ToAddresses": [recipient]},
+            "Content": {"Raw": {"Data": raw}},
+            "EmailTags": [{"Name": k, "Value": _TAG_SAFE.sub("_", v)[:256]} for k, v in tags.items()],
+        }
+        if self.cfg.configuration_set:
+            params["ConfigurationSetName"] = self.cfg.configuration_set
+        try:
+            return self.client.send_email(**params)["MessageId"]
+        except ClientError as exc:
+            raise classify_client_error(exc) from None
+        except NoCredentialsError:
+            raise SendingPaused("no AWS credentials found (environment, ~/.aws or instance role)") from None
+        except BotoCoreError as exc:  # connection refused/reset, timeouts
+            raise RetryableTransportError(f"SES connection problem: {exc}", code="connection") from None
+
+    def account_rate(self) -> float | None:
+        """``MaxSendRate`` from sesv2 GetAccount, else from v1 GetSendQuota."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            quota = self.client.get_account().get("SendQuota", {})
+            if quota.get("MaxSendRate"):
+                return float(quota["MaxSendRate"])
+        except (ClientError, BotoCoreError):
+            pass
+        try:
+            import boto3
+
+            v1 = boto3.session.Session().client("ses", region_name=self.cfg.region,
+                                                endpoint_url=self.cfg.endpoint_url or None)
+            rate = v1.get_send_quota().get("MaxSendRate")
+            return float(rate) if rate else None
+        except ClientError as exc:
+            raise classify_client_error(exc) from None
+        except BotoCoreError as exc:
+            raise SendingPaused(f"cannot reach SES to read the sending rate: {exc}") from None
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        except AttributeError:
+            pass

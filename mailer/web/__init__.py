@@ -1,0 +1,84 @@
+"""The public web app: unsubscribe, subscribe (double opt-in), SES feedback webhook.
+
+``create_app(settings)`` builds a Starlette (ASGI) app, served by
+``twir-mail serve`` (uvicorn) or by AWS Lambda through ``aws_lambda.handler``.
+Handlers are async only to read bodies; database and transport work runs in
+the thread pool, since the store is synchronous SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any, Callable
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from ..config import Settings
+from ..errors import StoreError, TwirMailError
+from . import subscribe, unsubscribe, webhook
+from .context import Services
+
+log = logging.getLogger("twir_mail.web")
+
+
+async def healthz(request: Request):
+    return PlainTextResponse("ok\n", headers={"Cache-Control": "no-store"})
+
+
+async def index(request: Request):
+    return await subscribe.form_page(request)
+
+
+def _error_handlers(svc: Services) -> dict:
+    async def http_error(request: Request, exc: HTTPException):
+        if exc.status_code == 405:
+            return svc.pages.message("Not allowed", "This address does not accept that kind of request.", status=405)
+        if exc.status_code == 404:
+            return svc.pages.message("Page not found", "There is nothing at this address.", status=404)
+        return svc.pages.message("Bad request", "The request could not be understood.", status=exc.status_code)
+
+    async def app_error(request: Request, exc: Exception):
+        # Never a traceback to a visitor; the log has the details.
+        if isinstance(exc, StoreError):
+            log.error("database unavailable: %s", exc)
+            return svc.unavailable()
+        if isinstance(exc, TwirMailError):
+            log.error("%s: %s", type(exc).__name__, exc)
+        else:
+            log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return svc.pages.message("Something went wrong", "Please try again later.", status=500)
+
+    return {HTTPException: http_error, Exception: app_error}
+
+
+def create_app(settings: Settings, *, store: Any = None, transport: Any = None,
+               sns_fetcher: Callable[[str], bytes] | None = None) -> Starlette:
+    """The ASGI app. ``store``/``transport`` default to those the settings name (opened lazily);
+    ``sns_fetcher`` replaces HTTPS fetching of SNS certificates and SubscribeURLs (tests)."""
+    svc = Services(settings, store=store, transport=transport, sns_fetcher=sns_fetcher)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        svc.close()
+
+    routes = [
+        Route("/", index, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/unsubscribe/{token}", unsubscribe.show, methods=["GET"]),
+        Route("/unsubscribe/{token}", unsubscribe.one_click, methods=["POST"]),
+        Route("/unsubscribe/{token}/resubscribe", unsubscribe.resubscribe, methods=["POST"]),
+        Route("/subscribe", subscribe.form_page, methods=["GET"]),
+        Route("/subscribe", subscribe.submit, methods=["POST"]),
+        Route("/confirm/{token}", subscribe.confirm_show, methods=["GET"]),
+        Route("/confirm/{token}", subscribe.confirm_post, methods=["POST"]),
+        Route("/webhooks/ses", webhook.receive, methods=["POST"]),
+    ]
+    app = Starlette(routes=routes, exception_handlers=_error_handlers(svc), lifespan=lifespan)
+    app.state.services = svc
+    return app

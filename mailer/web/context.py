@@ -1,0 +1,112 @@
+"""What every request handler shares: settings, the store, the transport, tokens, pages.
+
+The store and the transport are opened on first use (not at import), so a
+Lambda cold start or `serve` stays cheap and a database that is down shows up
+as a 503 page instead of a crash at start-up.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Callable
+
+import sqlalchemy as sa
+
+from ..config import Settings
+from ..errors import TokenError
+from ..feedback import SnsVerifier
+from ..store import schema
+from ..tokens import Signer, TokenData
+from .pages import Pages
+
+log = logging.getLogger("twir_mail.web")
+CONFIRM_MAX_AGE = 7 * 24 * 3600  # confirmation links expire after a week
+
+
+async def drain(request, limit: int = 64 * 1024) -> None:
+    """Read and drop a body we need nothing from, without buffering a huge one."""
+    seen = 0
+    async for chunk in request.stream():
+        seen += len(chunk)
+        if seen > limit:
+            break
+
+
+class Services:
+    def __init__(self, settings: Settings, *, store: Any = None, transport: Any = None,
+                 sns_fetcher: Callable[[str], bytes] | None = None):
+        self.settings = settings
+        self.signer = Signer(settings.secret_key)
+        self.pages = Pages(settings)
+        self.verifier = SnsVerifier(settings, fetcher=sns_fetcher)
+        self.fetch = self.verifier.fetcher  # also GETs SubscribeURLs (host-checked first)
+        self.base_url = settings.web.base_url.rstrip("/")
+        self._store = store
+        self._owns_store = store is None
+        self._transport = transport
+        self._owns_transport = transport is None
+        self._lock = threading.Lock()
+        self.send_lock = threading.Lock()  # transports need not be thread-safe
+        self._list_titles: dict[int, str] = {}
+
+    # -- lazily opened resources ------------------------------------------------
+    @property
+    def store(self):
+        if self._store is None:
+            with self._lock:
+                if self._store is None:
+                    from ..store import open_store
+
+                    self._store = open_store(self.settings)
+        return self._store
+
+    @property
+    def transport(self):
+        if self._transport is None:
+            with self._lock:
+                if self._transport is None:
+                    from ..transport import open_transport
+
+                    self._transport = open_transport(self.settings)
+        return self._transport
+
+    def close(self) -> None:
+        if self._owns_transport and self._transport is not None:
+            self._transport.close()
+            self._transport = None
+        if self._owns_store and self._store is not None:
+            self._store.close()
+            self._store = None
+
+    # -- helpers ------------------------------------------------------------------
+    def check_token(self, token: str, purpose: int, max_age: float | None = None) -> TokenData | None:
+        try:
+            return self.signer.verify(token, purpose, max_age=max_age)
+        except TokenError:
+            return None
+
+    def list_title(self, list_id: int) -> str:
+        """The list's title for pages (cached; the newsletter's name if untitled or unknown)."""
+        if list_id not in self._list_titles:
+            with self.store.engine.connect() as conn:
+                row = conn.execute(sa.select(schema.lists.c.title, schema.lists.c.name)
+                                   .where(schema.lists.c.id == list_id)).first()
+            name = self.settings.newsletter.name
+            if row is not None and row.title:
+                name = row.title
+            elif row is not None and row.name not in ("main", ""):
+                name = f"{name} ({row.name})"
+            self._list_titles[list_id] = name
+        return self._list_titles[list_id]
+
+    def invalid_link(self):
+        # Deliberately the same page for forged, truncated, expired or wrong-purpose tokens.
+        return self.pages.message(
+            "This link is not valid",
+            "The link may be incomplete or out of date. Please use the most recent link from our emails.",
+            status=400,
+        )
+
+    def unavailable(self):
+        return self.pages.message("Temporarily unavailable", "Please try again in a few minutes.", status=503)

@@ -1,0 +1,199 @@
+"""Double opt-in: the subscribe form, the confirmation mail, and the confirm link.
+
+The answer to ``POST /subscribe`` is the same whether the address is new,
+pending, subscribed or suppressed, and whether a mail was sent. Requests are
+limited per address (so the form cannot mail-bomb someone) and per client.
+A suppressed address comes back only by confirming from its own mailbox.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import formatdate, make_msgid, parseaddr
+from urllib.parse import parse_qs
+
+import sqlalchemy as sa
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from ..errors import SubscriberError, TransportError
+from ..models import Status, Subscriber
+from ..store.schema import list_members
+from ..tokens import CONFIRM
+from . import ratelimit
+from .context import CONFIRM_MAX_AGE, Services, drain
+
+log = logging.getLogger("twir_mail.web")
+MAX_FORM = 16 * 1024
+HONEYPOT = "website"
+WINDOW = dt.timedelta(hours=1)
+
+
+def client_of(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def answer(svc: Services, outcome: str):
+    if outcome == "limited":
+        return svc.pages.message("Too many requests", "Please try again in an hour.", status=429)
+    return svc.pages.message(
+        "Check your inbox",
+        "If this address can receive email, we have sent it a link to confirm the subscription.",
+        "The link works for 7 days. Nothing changes until you use it.",
+    )
+
+
+def send_confirmation(svc: Services, sub: Subscriber, list_id: int) -> None:
+    """Mail a confirmation link through the configured transport (failures are logged)."""
+    s = svc.settings
+    url = f"{svc.base_url}/confirm/{svc.signer.confirm_token(sub.id, list_id)}"
+    ctx = {"list_title": svc.list_title(list_id), "confirm_url": url}
+    sender = parseaddr(s.newsletter.from_)[1]
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = s.newsletter.from_
+    msg["To"] = sub.email
+    msg["Subject"] = f"Confirm your subscription to {s.newsletter.name}"
+    msg["Date"] = formatdate(usegmt=True)
+    msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2])
+    msg["Auto-Submitted"] = "auto-replied"  # RFC 3834: answers a request, not a newsletter
+    msg.set_content(svc.pages.text("confirm_email.txt", **ctx))
+    msg.add_alternative(svc.pages.text("confirm_email.html", **ctx), subtype="html")
+    try:
+        with svc.send_lock:
+            svc.transport.send(msg.as_bytes(), sender=sender, recipient=sub.email, tags={"kind": "confirm"})
+    except TransportError as exc:
+        # Same answer either way: the page must not tell which addresses got mail.
+        log.warning("confirmation mail to subscriber %s not sent: %s", sub.id, exc)
+
+
+def request_confirmation(svc: Services, sub: Subscriber, list_id: int, client: str) -> str:
+    """Rate-limit, then send a confirmation link to an existing subscriber."""
+    outcome = _limit(svc, sub.email_norm, client)
+    if outcome == "ok":
+        send_confirmation(svc, sub, list_id)
+        return "sent"
+    return outcome
+
+
+def _limit(svc: Services, norm: str, client: str) -> str:
+    addr_key = f"sub-addr:{svc.store.email_hash(norm)}"
+    client_key = f"sub-client:{client}"[:100]
+    full = ratelimit.hit(svc.store.engine, [addr_key, client_key],
+                         limit=svc.settings.web.subscribe_rate_per_hour, window=WINDOW)
+    if client_key in full:
+        return "limited"
+    return "sent" if addr_key in full else "ok"  # the address limit is silent
+
+
+def _subscribe(svc: Services, email: str, honeypot: str, client: str) -> str:
+    from ..store.addresses import normalize
+
+    try:
+        display, norm = normalize(email)
+    except SubscriberError:
+        return "invalid"
+    if honeypot:
+        return "sent"  # a bot: same page, nothing stored or sent
+    outcome = _limit(svc, norm, client)
+    if outcome != "ok":
+        return outcome
+    store = svc.store
+    sub = store.get(norm)
+    if sub is None:
+        try:
+            sub = store.add(display, list_name="main", source="web", status=Status.PENDING,
+                            reason="subscribe-form")
+        except SubscriberError:
+            return "sent"  # e.g. a forgotten address the store keeps suppressed
+    if sub.status is Status.SUBSCRIBED or sub.email is None:
+        return "sent"
+    send_confirmation(svc, sub, store.list_id("main"))
+    return "sent"
+
+
+async def read_form(request: Request) -> dict[str, str] | None:
+    """The form fields (urlencoded or multipart), or None if too big or unparsable."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_FORM:
+            return None
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "multipart/form-data":
+        request._body = body  # let Starlette's parser read the bytes we already have
+        try:
+            form = await request.form(max_files=0, max_fields=20, max_part_size=MAX_FORM)
+        except Exception:  # malformed multipart of any kind
+            return None
+        return {k: v for k, v in form.items() if isinstance(v, str)}
+    try:
+        fields = parse_qs(body.decode("utf-8"), max_num_fields=20, strict_parsing=False)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return {k: v[0] for k, v in fields.items()}
+
+
+async def form_page(request: Request):
+    svc: Services = request.app.state.services
+    return svc.pages.page("subscribe.html", action="/subscribe", error="")
+
+
+async def submit(request: Request):
+    svc: Services = request.app.state.services
+    form = await read_form(request)
+    email = (form or {}).get("email", "")
+    if form is None or not email.strip() or len(email) > 320:
+        return svc.pages.page("subscribe.html", status=400, action="/subscribe",
+                              error="Please enter a valid email address.")
+    outcome = await run_in_threadpool(_subscribe, svc, email.strip(), form.get(HONEYPOT, ""), client_of(request))
+    if outcome == "invalid":
+        return svc.pages.page("subscribe.html", status=400, action="/subscribe",
+                              error="That does not look like an email address.")
+    return answer(svc, outcome)
+
+
+def _ensure_member(engine: sa.Engine, subscriber_id: int, list_id: int) -> None:
+    with engine.begin() as conn:
+        found = conn.execute(sa.select(list_members.c.list_id).where(
+            list_members.c.list_id == list_id, list_members.c.subscriber_id == subscriber_id)).first()
+        if found is None:
+            conn.execute(sa.insert(list_members).values(
+                list_id=list_id, subscriber_id=subscriber_id, added_at=dt.datetime.now(dt.timezone.utc)))
+
+
+def _confirm(svc: Services, subscriber_id: int, list_id: int) -> bool:
+    sub = svc.store.get_by_id(subscriber_id)
+    if sub is None or sub.email is None:
+        return False
+    try:
+        _ensure_member(svc.store.engine, sub.id, list_id)
+    except sa.exc.IntegrityError:
+        pass  # a concurrent confirm added it, or the list is gone
+    if sub.status is not Status.SUBSCRIBED:
+        svc.store.set_status(sub.id, Status.SUBSCRIBED, reason="confirm-link", allow_resubscribe=True)
+    return True
+
+
+async def confirm_show(request: Request):
+    svc: Services = request.app.state.services
+    token = request.path_params["token"]
+    data = svc.check_token(token, CONFIRM, max_age=CONFIRM_MAX_AGE)
+    if data is None:
+        return svc.invalid_link()
+    title = await run_in_threadpool(svc.list_title, data.list_id)
+    return svc.pages.page("confirm.html", list_title=title, action=f"/confirm/{token}")
+
+
+async def confirm_post(request: Request):
+    svc: Services = request.app.state.services
+    data = svc.check_token(request.path_params["token"], CONFIRM, max_age=CONFIRM_MAX_AGE)
+    await drain(request)
+    if data is None or not await run_in_threadpool(_confirm, svc, data.subscriber_id, data.list_id):
+        return svc.invalid_link()
+    title = await run_in_threadpool(svc.list_title, data.list_id)
+    return svc.pages.message("You are subscribed", f"Welcome to {title}! The next issue will be in your inbox.")

@@ -1,0 +1,81 @@
+"""One-click unsubscribe (RFC 8058) and the unsubscribe page.
+
+GET only shows a page (mail scanners prefetch links). Any POST with a valid
+token unsubscribes: the RFC 8058 body ``List-Unsubscribe=One-Click`` (either
+encoding) as well as the page's button, which posts the same field. We do not
+refuse a POST whose body lacks it: the signed token is the authorisation, and
+failing to honour a genuine unsubscribe is the worse error.
+"""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from ..models import Status
+from ..tokens import UNSUBSCRIBE
+from . import subscribe
+from .context import Services, drain
+
+REASON = "unsubscribe-link"
+
+
+def _state(svc: Services, subscriber_id: int) -> bool:
+    """True when the subscriber no longer gets mail (or no longer exists)."""
+    sub = svc.store.get_by_id(subscriber_id)
+    return sub is None or sub.email is None or sub.status.suppressed
+
+
+def do_unsubscribe(svc: Services, subscriber_id: int, list_id: int) -> None:
+    sub = svc.store.get_by_id(subscriber_id)
+    # Already suppressed (bounced, complained, unsubscribed) or forgotten: nothing to do.
+    if sub is None or sub.email is None or sub.status.suppressed:
+        return
+    svc.store.set_status(sub.id, Status.UNSUBSCRIBED, reason=REASON, detail=f"list {list_id}")
+
+
+def _urls(svc: Services, token: str) -> dict:
+    return {"action": f"/unsubscribe/{token}", "resubscribe_action": f"/unsubscribe/{token}/resubscribe"}
+
+
+async def show(request: Request):
+    svc: Services = request.app.state.services
+    token = request.path_params["token"]
+    data = svc.check_token(token, UNSUBSCRIBE)
+    if data is None:
+        return svc.invalid_link()
+    suppressed = await run_in_threadpool(_state, svc, data.subscriber_id)
+    title = await run_in_threadpool(svc.list_title, data.list_id)
+    return svc.pages.page("unsubscribe.html", list_title=title, suppressed=suppressed, **_urls(svc, token))
+
+
+async def one_click(request: Request):
+    svc: Services = request.app.state.services
+    token = request.path_params["token"]
+    data = svc.check_token(token, UNSUBSCRIBE)
+    await drain(request)
+    if data is None:
+        return svc.invalid_link()
+    await run_in_threadpool(do_unsubscribe, svc, data.subscriber_id, data.list_id)
+    title = await run_in_threadpool(svc.list_title, data.list_id)
+    return svc.pages.page("unsubscribed.html", list_title=title, **_urls(svc, token))
+
+
+def _resubscribe(svc: Services, subscriber_id: int, list_id: int, client: str) -> str:
+    sub = svc.store.get_by_id(subscriber_id)
+    if sub is None or sub.email is None:
+        return "sent"  # forgotten: say the same as always, send nothing
+    if sub.status is Status.SUBSCRIBED:
+        return "sent"
+    return subscribe.request_confirmation(svc, sub, list_id, client)
+
+
+async def resubscribe(request: Request):
+    svc: Services = request.app.state.services
+    data = svc.check_token(request.path_params["token"], UNSUBSCRIBE)
+    await drain(request)
+    if data is None:
+        return svc.invalid_link()
+    outcome = await run_in_threadpool(_resubscribe, svc, data.subscriber_id, data.list_id,
+                                      subscribe.client_of(request))
+    return subscribe.answer(svc, outcome)

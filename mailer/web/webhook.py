@@ -1,0 +1,95 @@
+"""``POST /webhooks/ses``: SNS HTTP(S) deliveries of SES feedback.
+
+Order of checks: basic auth (if configured) -> size and JSON shape (400) ->
+topic, certificate host and signature (403) -> act. Nothing is written before
+the message is verified. Answers are short plain text: SNS only reads the code.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import logging
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+
+from .. import applyfeedback
+from ..errors import WebhookError
+from ..feedback import MAX_BODY, parse_ses_events, parse_sns_body
+from .context import Services
+
+log = logging.getLogger("twir_mail.webhook")
+
+
+def _text(status: int, text: str) -> PlainTextResponse:
+    return PlainTextResponse(text + "\n", status_code=status, headers={"Cache-Control": "no-store"})
+
+
+def authorised(svc: Services, header: str | None) -> bool:
+    """Constant-time basic-auth check; always true when no user is configured."""
+    user = svc.settings.webhook.basic_auth_user
+    if not user:
+        return True
+    expected = f"{user}:{svc.settings.webhook_password}".encode("utf-8")
+    scheme, _, value = (header or "").partition(" ")
+    try:
+        given = base64.b64decode(value.strip(), validate=True) if scheme.lower() == "basic" else b""
+    except (binascii.Error, ValueError):
+        given = b""
+    return hmac.compare_digest(given, expected)
+
+
+async def _read(request: Request) -> bytes:
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise WebhookError("body too large", status=413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _confirm_subscription(svc: Services, doc: dict) -> None:
+    url = svc.verifier.check_subscribe_url(str(doc.get("SubscribeURL", "")))
+    try:
+        svc.fetch(url)
+    except WebhookError:
+        raise
+    except Exception as exc:
+        # 502 so SNS retries the confirmation later.
+        raise WebhookError(f"cannot confirm subscription: {type(exc).__name__}", status=502) from None
+    log.info("confirmed SNS subscription to %s", doc["TopicArn"])
+
+
+def _handle(svc: Services, doc: dict) -> str:
+    svc.verifier.verify(doc)  # fetches the certificate: blocking, so run in a thread
+    kind = doc["Type"]
+    if kind == "SubscriptionConfirmation":
+        _confirm_subscription(svc, doc)
+        return "subscription confirmed"
+    if kind == "UnsubscribeConfirmation":
+        log.warning("SNS says the webhook was unsubscribed from %s", doc["TopicArn"])
+        return "noted"
+    message = doc.get("Message")
+    events = parse_ses_events(message) if isinstance(message, str) else []
+    fresh = applyfeedback.apply_notification(svc.store, svc.settings, doc["MessageId"], events)
+    return f"applied {len(events)} event(s)" if fresh else "already processed"
+
+
+async def receive(request: Request):
+    svc: Services = request.app.state.services
+    if not authorised(svc, request.headers.get("authorization")):
+        return PlainTextResponse("authentication required\n", status_code=401,
+                                 headers={"WWW-Authenticate": 'Basic realm="twir-mail"'})
+    try:
+        doc = parse_sns_body(await _read(request))
+        header = request.headers.get("x-amz-sns-message-type")
+        if header is not None and header != doc["Type"]:
+            raise WebhookError("x-amz-sns-message-type does not match the body", status=400)
+        return _text(200, await run_in_threadpool(_handle, svc, doc))
+    except WebhookError as exc:
+        log.warning("webhook refused (%s): %s", exc.status, exc.message)
+        return _text(exc.status, "refused" if exc.status == 403 else exc.message)

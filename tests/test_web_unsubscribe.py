@@ -1,0 +1,104 @@
+"""One-click unsubscribe over real HTTP (uvicorn on loopback), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+
+from mailer.models import Status
+
+ONE_CLICK = {"List-Unsubscribe": "One-Click"}
+
+
+def statuses(live, sub_id):
+    return [h.new_status for h in live.store.history(sub_id)]
+
+
+def test_get_shows_a_button_and_changes_nothing(live):
+    sub, token = live.add("reader@example.com")
+    for _ in range(3):  # scanners prefetch, sometimes repeatedly
+        r = live.http.get(f"/unsubscribe/{token}")
+        assert r.status_code == 200
+        assert "<form method=\"post\"" in r.text and "Unsubscribe</button>" in r.text
+        assert "This Week in Rust" in r.text
+    assert live.store.get_by_id(sub.id).status is Status.SUBSCRIBED
+    assert statuses(live, sub.id) == [Status.SUBSCRIBED]
+    assert live.http.head(f"/unsubscribe/{token}").status_code == 200
+
+
+@pytest.mark.parametrize("encoding", ["urlencoded", "multipart"])
+def test_one_click_unsubscribes_without_redirect_or_cookies(live, encoding):
+    sub, token = live.add("one.click@example.com")
+    if encoding == "urlencoded":
+        r = live.http.post(f"/unsubscribe/{token}", data=ONE_CLICK)
+        assert r.request.headers["content-type"] == "application/x-www-form-urlencoded"
+    else:
+        r = live.http.post(f"/unsubscribe/{token}", data=ONE_CLICK, files={"x": ("", b"")})
+        assert r.request.headers["content-type"].startswith("multipart/form-data")
+    assert r.status_code == 200 and "location" not in r.headers and "set-cookie" not in r.headers
+    assert "You have been unsubscribed" in r.text
+    assert live.store.get_by_id(sub.id).status is Status.UNSUBSCRIBED
+    last = live.store.history(sub.id)[-1]
+    assert (last.old_status, last.new_status, last.reason) == (Status.SUBSCRIBED, Status.UNSUBSCRIBED, "unsubscribe-link")
+    # The page offers to come back (which needs a fresh confirmation).
+    assert f'action="/unsubscribe/{token}/resubscribe"' in r.text
+
+
+def test_one_click_is_idempotent(live):
+    sub, token = live.add("twice@example.com")
+    answers = [live.http.post(f"/unsubscribe/{token}", data=ONE_CLICK) for _ in range(4)]
+    assert {a.status_code for a in answers} == {200}
+    assert len({a.text for a in answers}) == 1
+    assert statuses(live, sub.id) == [Status.SUBSCRIBED, Status.UNSUBSCRIBED]
+
+
+def test_one_click_keeps_stronger_suppression(live):
+    sub, token = live.add("gone@example.com")
+    live.store.set_status(sub.id, Status.BOUNCED, reason="ses-bounce")
+    assert live.http.post(f"/unsubscribe/{token}", data=ONE_CLICK).status_code == 200
+    assert live.store.get_by_id(sub.id).status is Status.BOUNCED
+    page = live.http.get(f"/unsubscribe/{token}")
+    assert "You are not subscribed" in page.text and "Subscribe again" in page.text
+
+
+def forgeries(live, token: str) -> list[str]:
+    body, _, tag = token.partition(".")
+    flip = "A" if tag[3] != "A" else "B"
+    other = live.services.signer.confirm_token(1, 1)  # right key, wrong purpose
+    return [
+        token[:-1], token[: len(token) // 2], body, body + ".", "." + tag,
+        f"{body}.{tag[:3]}{flip}{tag[4:]}",  # tampered tag
+        f"{body[:-2]}{'B' if body[-2] != 'B' else 'C'}{body[-1]}.{tag}",  # tampered payload
+        other, "x", "%00", "a.b", "...", "a" * 500, token + "A",
+    ]
+
+
+def test_forged_tokens_get_400_and_change_nothing(live):
+    sub, token = live.add("victim@example.com")
+    pages = set()
+    for fake in forgeries(live, token):
+        for method in ("GET", "POST"):
+            r = live.http.request(method, f"/unsubscribe/{fake}", data=ONE_CLICK if method == "POST" else None)
+            assert r.status_code == 400, (fake, method, r.status_code)
+            assert "victim" not in r.text and "This link is not valid" in r.text
+            pages.add(r.text)
+        assert live.http.post(f"/unsubscribe/{fake}/resubscribe").status_code == 400
+    assert len(pages) == 1  # one answer for every kind of forgery: nothing to learn from it
+    assert live.store.get_by_id(sub.id).status is Status.SUBSCRIBED
+    assert statuses(live, sub.id) == [Status.SUBSCRIBED]
+
+
+def test_pages_are_safe_to_serve(live):
+    _, token = live.add("headers@example.com")
+    r = live.http.get(f"/unsubscribe/{token}")
+    assert r.headers["referrer-policy"] == "no-referrer"  # the token must not leak to other sites
+    assert "default-src 'none'" in r.headers["content-security-policy"]
+    assert r.headers["cache-control"] == "no-store"
+    assert "<script" not in r.text.lower()
+
+
+def test_health_and_unknown_pages(live):
+    assert live.http.get("/healthz").text == "ok\n"
+    r = live.http.get("/no/such/page")
+    assert r.status_code == 404 and "Traceback" not in r.text and "Page not found" in r.text
+    r = live.http.put("/webhooks/ses", content=b"x")
+    assert r.status_code == 405 and "Traceback" not in r.text
