@@ -68,6 +68,31 @@ def status_cmd(ctx) -> None:
         click.echo(f"warning: {problem}")
 
 
+@ses.command("check-dkim")
+@click.argument("message", type=click.Path(dir_okay=False))
+@pass_ctx
+def check_dkim_cmd(ctx, message: str) -> None:
+    """Check a received message (.eml) has List-Unsubscribe(-Post) in an aligned DKIM h= list."""
+    from ..dkimcheck import REQUIRED, DkimCheckError, check_file
+
+    report = check_file(message)
+    click.echo(f"From domain: {report.from_domain}")
+    for name in REQUIRED:
+        click.echo(f"header {name}: {'present' if name in report.present else 'MISSING'}")
+    if not report.signatures:
+        click.echo("no DKIM-Signature headers")
+    for sig in report.signatures:
+        covered = ", ".join(f"{h} {'signed' if sig.covers(h) else 'NOT signed'}" for h in REQUIRED)
+        aligned = "aligned" if sig.aligned_with(report.from_domain) else "not aligned"
+        click.echo(f"DKIM d={sig.domain} s={sig.selector} ({aligned}): {covered}")
+    for result in report.authentication_results:
+        click.echo(f"Authentication-Results: {result}")
+    if not report.ok:
+        raise DkimCheckError(f"no DKIM signature aligned with {report.from_domain} covers "
+                             f"{' and '.join(REQUIRED)}", path=message)
+    click.echo("ok: one-click unsubscribe headers are covered by an aligned DKIM signature")
+
+
 def register(cli: click.Group) -> None:
     """Add this module's commands to the top-level group."""
     cli.add_command(ses)
