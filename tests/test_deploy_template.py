@@ -112,3 +112,21 @@ def test_parameters_for_domain_and_sender(template):
 def test_deploy_script_parses():
     res = subprocess.run(["bash", "-n", str(ROOT / "deploy" / "aws" / "deploy.sh")], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
+
+
+def test_readme_documents_every_parameter_and_real_ses_commands(template):
+    import re
+
+    readme = (ROOT / "deploy" / "README.md").read_text()
+    missing = [name for name in template["Parameters"] if f"`{name}`" not in readme]
+    assert not missing, f"stack parameters not in deploy/README.md: {missing}"
+    for output in ("BaseUrl", "WebhookUrl", "FeedbackTopicArn", "ConfigurationSet"):
+        assert output in template["Outputs"] and f"`{output}`" in readme
+    from click.testing import CliRunner
+
+    from mailer.cli import _register, cli
+
+    _register()
+    for cmd in sorted(set(re.findall(r"twir-mail ses ([a-z-]+)", readme))):
+        res = CliRunner().invoke(cli, ["ses", cmd, "--help"])
+        assert res.exit_code == 0, f"`twir-mail ses {cmd}` in the README does not exist"
