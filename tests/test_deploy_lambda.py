@@ -177,3 +177,12 @@ def test_tampered_sns_notification_is_refused(handler, store, sns_signer):
     res = handler(sns_event(doc), LambdaContext())
     assert res["statusCode"] == 403
     assert store.get_by_id(gone.id).status is Status.SUBSCRIBED
+
+
+def test_subscription_confirmation_is_confirmed_from_lambda(handler, sns_signer, cert_origin):
+    # The stack's HTTPS subscription relies on the function confirming it by GETting SubscribeURL.
+    origin, hits = cert_origin
+    subscribe_url = f"{origin}/?Action=ConfirmSubscription&TopicArn={TOPIC}&Token=2336412f37"
+    res = handler(sns_event(sns_signer.confirmation(subscribe_url)), LambdaContext())
+    assert res["statusCode"] == 200, res
+    assert any(h.startswith("/?Action=ConfirmSubscription") for h in hits), hits
