@@ -38,6 +38,8 @@ _LT = re.compile(r"<")
 _HEADING_ID = re.compile(r'(<h[1-6]) id="[^"]*"')
 _IMG_NO_ALT = re.compile(r"<img(?![^>]*\salt=)([^>]*?)(/?)>")
 _EMPTY_P = re.compile(r"<p>\s*</p>\n?")
+# C0 controls are invalid in HTML, and Python-Markdown uses \x02/\x03 as its own markers.
+CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 _local = threading.local()
 
@@ -54,7 +56,7 @@ def _markdown() -> markdown.Markdown:
 
 def markdown_html(body: str) -> str:
     """Plain Python-Markdown output, as the website would render the body."""
-    return _markdown().convert(body)
+    return _markdown().convert(CONTROL_CHARS.sub("", body))
 
 
 def escape_pseudo_tags(html: str) -> str:

@@ -42,3 +42,8 @@ def test_postgres_urls_use_psycopg3():
 
     assert normalize_url("postgresql://u@h/db").drivername == "postgresql+psycopg"
     assert normalize_url("postgres://u@h/db").drivername == "postgresql+psycopg"
+
+
+def test_head_constant_matches_the_migration_scripts():
+    head, revisions = migrate.script_revisions()
+    assert migrate.HEAD == head and head in revisions

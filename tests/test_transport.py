@@ -43,8 +43,8 @@ def test_outbox_writes_complete_files_atomically(settings, tmp_path):
 
 def test_outbox_unwritable_pauses(settings, tmp_path):
     (tmp_path / "file").write_text("x")
-    with pytest.raises(SendingPaused):
-        OutboxTransport(tmp_path / "file" / "sub")
+    with pytest.raises(SendingPaused, match="cannot create outbox folder"):
+        OutboxTransport(tmp_path / "file" / "sub").send(b"x", sender=SENDER, recipient="a@example.com", tags={})
 
 
 def test_open_transport_kinds(settings):

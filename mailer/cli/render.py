@@ -1,7 +1,122 @@
-"""CLI commands: render (not built yet)."""
+"""CLI commands: render, check, preview."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import click
+
+from . import err, pass_ctx
+from ..errors import TwirMailError
+
+
+def _kib(n: int) -> str:
+    return f"{n / 1024:.1f} KiB"
+
+
+def _write(path: Path, data: str | bytes) -> None:
+    try:
+        if isinstance(data, bytes):
+            path.write_bytes(data)
+        else:
+            path.write_text(data, encoding="utf-8")
+    except OSError as exc:
+        raise TwirMailError(f"cannot write: {exc.strerror}", path=path) from None
+
+
+def render_one(file: str, out_dir: Path, settings) -> str:
+    """Render one issue into out_dir; returns the line to print."""
+    from ..issue import parse_issue
+    from ..message import MessageTemplate
+    from ..render import render_issue
+
+    rendered = render_issue(parse_issue(file), settings)
+    stem = rendered.issue.stem
+    sample = MessageTemplate(rendered, settings).sample()
+    _write(out_dir / f"{stem}.html", rendered.html)
+    _write(out_dir / f"{stem}.txt", rendered.text)
+    _write(out_dir / f"{stem}.eml", sample)
+    return (f"{file} -> {out_dir / stem}.html ({_kib(rendered.html_bytes)} HTML, "
+            f"{_kib(rendered.text_bytes)} text, .eml sample)")
+
+
+@click.command("render")
+@click.argument("files", nargs=-1, required=True)
+@click.option("-o", "--output", "output", default="build", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for <stem>.html, <stem>.txt and <stem>.eml.")
+@pass_ctx
+def render_cmd(ctx, files: tuple[str, ...], output: str) -> int:
+    """Render issues (Markdown) as HTML email, plain text and a sample .eml message."""
+    settings = ctx.settings
+    out_dir = Path(output)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TwirMailError(f"cannot create output folder: {exc.strerror}", path=out_dir) from None
+    failed = 0
+    for file in files:
+        try:
+            click.echo(render_one(file, out_dir, settings))
+        except TwirMailError as exc:  # report it and go on with the others
+            err(str(exc))
+            failed += 1
+    if failed:
+        err(f"{failed} of {len(files)} issue(s) failed to render")
+        return 1
+    return 0
+
+
+@click.command("check")
+@click.argument("files", nargs=-1, required=True)
+@click.option("--errors-only", is_flag=True, help="Do not print warnings.")
+@pass_ctx
+def check_cmd(ctx, files: tuple[str, ...], errors_only: bool) -> int:
+    """Lint issues before sending: errors exit 1, warnings are printed only."""
+    from ..lint import check_issue
+    from ..models import Severity
+
+    settings = ctx.settings
+    errors = warnings = 0
+    for file in files:
+        for finding in check_issue(file, settings):
+            if finding.severity == Severity.ERROR:
+                errors += 1
+            else:
+                warnings += 1
+                if errors_only:
+                    continue
+            click.echo(str(finding))
+    summary = f"{errors} error(s), {warnings} warning(s) in {len(files)} file(s)"
+    click.echo(summary, err=True)
+    return 1 if errors else 0
+
+
+@click.command("preview")
+@click.argument("file")
+@click.option("--port", default=8025, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (0: any free port).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@pass_ctx
+def preview_cmd(ctx, file: str, port: int, host: str) -> int:
+    """Serve a page showing FILE as desktop, mobile, dark and plain text, updated on save."""
+    from ..issue import parse_issue
+    from ..preview import make_server
+
+    parse_issue(file)  # a file that cannot even be parsed is a plain error
+    server = make_server(file, ctx.settings, host=host, port=port)
+    real_host, real_port = server.server_address[:2]
+    click.echo(f"Previewing {file} at http://{real_host}:{real_port}/ (re-renders on save; Ctrl-C to stop)", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
 
 
 def register(cli: click.Group) -> None:
     """Add this module's commands to the top-level group."""
+    cli.add_command(render_cmd)
+    cli.add_command(check_cmd)
+    cli.add_command(preview_cmd)

@@ -1,7 +1,257 @@
-"""CLI commands: send (not built yet)."""
+"""CLI commands: send (real and test sends, resume) and campaigns (list, show)."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import click
+
+from . import err, pass_ctx
+from ..errors import CampaignError, CheckFailed, Interrupted, SendingPaused
+
+
+def _kib(n: int) -> str:
+    return f"{n / 1024:.1f} KiB"
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
+
+
+def _render(path: str, settings, force: bool):
+    """Parse, check (errors stop unless --force) and render one issue."""
+    from ..issue import parse_issue
+    from ..lint import check_issue
+    from ..models import Severity
+    from ..render import render_issue
+
+    findings = check_issue(path, settings)
+    errors = [f for f in findings if f.severity == Severity.ERROR]
+    for f in errors:
+        click.echo(str(f), err=True)
+    if len(findings) > len(errors):
+        click.echo(f"{len(findings) - len(errors)} warning(s): see `twir-mail check {path}`", err=True)
+    errors = len(errors)
+    if errors and not force:
+        raise CheckFailed(f"{errors} error(s) in the issue: fix them or send with --force", path=path)
+    return render_issue(parse_issue(Path(path).resolve()), settings)
+
+
+def _split_to(to: tuple[str, ...], preview_list: str) -> tuple[str | None, list[str]]:
+    from ..store.addresses import normalize
+
+    list_name = preview_list if "preview" in to else None
+    addresses = [normalize(a)[0] for a in to if a != "preview"]
+    return list_name, addresses
+
+
+def _resume_id(resume: str | None, issue: str | None) -> tuple[int | None, str | None]:
+    """``--resume`` takes an optional id; ``--resume FILE`` means the file is the ISSUE."""
+    if resume in (None, ""):
+        return None, issue
+    if resume.isdigit():
+        return int(resume), issue
+    if issue is None:
+        return None, resume
+    raise click.BadParameter(f"{resume!r} is not a campaign id", param_hint="--resume")
+
+
+def _progress_bar(total: int, done: int):
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("[bold]sending"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("sent {task.fields[sent]} failed {task.fields[failed]} "
+                              "skipped {task.fields[skipped]} {task.fields[rate]:.1f}/s"),
+                   TimeRemainingColumn(), console=Console(stderr=True), transient=False)
+    task = bar.add_task("send", total=total, completed=done, sent=0, failed=0, skipped=0, rate=0.0)
+
+    def update(p):
+        bar.update(task, completed=p.finished, sent=p.sent, failed=p.failed, skipped=p.skipped, rate=p.rate)
+
+    return bar, update
+
+
+def _report(report) -> None:
+    c, p = report.counts, report.progress
+    click.echo(f"campaign {report.campaign.id} ({report.campaign.kind}, issue {report.campaign.issue_number}): "
+               f"{report.status.value}")
+    click.echo(f"  this run: sent {p.sent}, failed {p.failed}, skipped {p.skipped}, retries {p.retries}, "
+               f"{_duration(p.elapsed)}, {p.rate:.1f} messages/s")
+    click.echo(f"  in total: sent {c['sent']}, failed {c['failed']}, skipped {c['skipped']}, "
+               f"unknown {c['sending']}, queued {c['queued']}")
+    if c["sending"]:
+        click.echo(f"  {c['sending']} unknown: a run was killed while sending to them; they may or may not have "
+                   f"got the message (`twir-mail send --resume {report.campaign.id} --resend-unknown` "
+                   "sends them again)")
+
+
+def _send(ctx, issue, list_name, yes, dry_run, rate, force, resume, resend_unknown, to):
+    from .. import campaign as cmp
+    from ..store import open_store
+    from ..transport import check_sendable, open_transport
+
+    settings = ctx.settings
+    campaign_id, issue = _resume_id(resume, issue)
+    resuming = resume is not None
+    if issue is None and campaign_id is None:
+        raise click.UsageError("give an ISSUE file, or --resume CAMPAIGN_ID")
+    if resuming and (to or dry_run):
+        raise click.UsageError("--resume cannot be combined with --to or --dry-run")
+    with open_store(settings) as store:
+        if resuming:
+            found, requeued = _prepare_resume(store, campaign_id, issue, list_name, resend_unknown, settings)
+            if requeued:
+                click.echo(f"requeued {requeued} unknown recipient(s) (--resend-unknown)")
+            issue = issue or found.issue_path
+        rendered = _render(issue, settings, force)
+        transport = open_transport(settings, dry_run=dry_run)
+        try:
+            if dry_run:
+                return _dry_run(store, rendered, settings, list_name)
+            if not transport.local:
+                check_sendable(settings)
+            if resuming:
+                campaign = found
+                if rendered.html_bytes != campaign.html_bytes:
+                    err(f"warning: {issue} renders to {rendered.html_bytes} bytes of HTML now, "
+                        f"{campaign.html_bytes} when the campaign started")
+            else:
+                test = bool(to)
+                target, addresses = _split_to(to, settings.send.preview_list) if test else (list_name, [])
+                if not test:
+                    cmp.ledger.refuse_second_send(store, rendered.issue.number, list_name)
+                n = (store.count(target)["subscribed"] if target else 0) + len(addresses)
+                if n == 0:
+                    raise CampaignError(f"no subscribed recipients on list {target!r}")
+                send_rate = cmp.resolve_rate(settings, transport, rate)
+                _summary(rendered, settings, target, addresses, n, transport, send_rate, test)
+                if not (yes or test):
+                    click.confirm("send it?", abort=True, err=True)
+                campaign = cmp.start(store, rendered, settings, transport, list_name=target,
+                                     addresses=addresses, test=test)
+                rate = send_rate
+            if resuming:
+                rate = cmp.resolve_rate(settings, transport, rate)
+            counts = cmp.ledger.counts(store, campaign.id)
+            bar, update = _progress_bar(sum(counts.values()), sum(counts.values()) - counts["queued"])
+            with bar:
+                report = cmp.deliver(store, campaign, rendered, transport, settings, rate=rate, on_progress=update)
+        finally:
+            transport.close()
+    _report(report)
+    resume_cmd = f"twir-mail send --resume {report.campaign.id}"
+    if report.interrupted:
+        raise Interrupted(f"stopped; state saved. Continue with `{resume_cmd}`")
+    if report.reason:
+        raise SendingPaused(f"campaign {report.campaign.id} paused: {report.reason}. "
+                            f"Fix the cause, then `{resume_cmd}`")
+    return 0
+
+
+def _prepare_resume(store, campaign_id, issue, list_name, resend_unknown, settings):
+    from .. import campaign as cmp
+    from ..issue import parse_issue
+
+    number = parse_issue(Path(issue).resolve()).number if (campaign_id is None and issue) else None
+    found, requeued = cmp.resume(store, campaign_id, issue_number=number, list_name=list_name,
+                                 resend_unknown=resend_unknown)
+    return found, requeued
+
+
+def _summary(rendered, settings, target, addresses, n, transport, rate, test) -> None:
+    to = ", ".join(filter(None, [f"list {target}" if target else None, *addresses]))
+    subject = (settings.send.test_subject_prefix if test else "") + rendered.subject
+    click.echo(f"subject:    {subject}")
+    click.echo(f"to:         {to} ({n} recipient{'s' if n != 1 else ''})")
+    click.echo(f"HTML size:  {_kib(rendered.html_bytes)}")
+    click.echo(f"transport:  {transport.name}")
+    click.echo(f"rate:       {f'{rate:g} messages/s' if rate else 'unpaced'}")
+    if rate:
+        click.echo(f"duration:   about {_duration(n / rate)}")
+
+
+def _dry_run(store, rendered, settings, list_name) -> int:
+    from .. import campaign as cmp
+
+    n, size, seconds = cmp.dry_run(store, rendered, settings, list_name)
+    click.echo(f"dry run: built {n} message(s) for list {list_name} ({_kib(size / max(n, 1))} each, "
+               f"{seconds:.2f}s); nothing was sent or recorded")
+    return 0
+
+
+@click.command("send")
+@click.argument("issue", required=False)
+@click.option("--list", "list_name", default="main", show_default=True, help="List to send to.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--dry-run", is_flag=True, help="Render, check and build every message, but send nothing.")
+@click.option("--rate", type=click.FloatRange(min=0.01), help="Messages per second (default: [ses] rate, "
+              "else the SES account's MaxSendRate). Per process.")
+@click.option("--force", is_flag=True, help="Send even if `check` finds errors.")
+@click.option("--resume", is_flag=False, flag_value="", default=None, metavar="[ID]",
+              help="Continue an interrupted or paused campaign (by id, or this ISSUE's on --list).")
+@click.option("--resend-unknown", is_flag=True,
+              help="With --resume: also resend recipients a killed run may or may not have reached.")
+@click.option("--to", "to", multiple=True, metavar="preview|ADDRESS",
+              help="Test send (subject prefixed [TEST]) to the preview list and/or addresses; repeatable.")
+@pass_ctx
+def send_cmd(ctx, issue, list_name, yes, dry_run, rate, force, resume, resend_unknown, to) -> int:
+    """Send ISSUE to a list: paced, recorded per recipient, resumable."""
+    return _send(ctx, issue, list_name, yes, dry_run, rate, force, resume, resend_unknown, to)
+
+
+@click.group("campaigns", invoke_without_command=True)
+@click.pass_context
+def campaigns_cmd(click_ctx) -> None:
+    """List campaigns with their delivery counts (`campaigns show ID` for one)."""
+    if click_ctx.invoked_subcommand is not None:
+        return
+    from ..campaign import ledger
+    from ..store import open_store
+
+    with open_store(click_ctx.obj.settings) as store:
+        rows, counts = ledger.all_campaigns(store), ledger.all_counts(store)
+    if not rows:
+        click.echo("no campaigns yet")
+        return
+    click.echo(f"{'id':>4}  {'kind':4}  {'issue':>5}  {'list':8}  {'status':7}  {'sent':>6}  {'failed':>6}  "
+               f"{'skipped':>7}  {'unknown':>7}  {'queued':>6}  created")
+    for c in rows:
+        n = counts.get(c.id, {})
+        click.echo(f"{c.id:>4}  {c.kind:4}  {c.issue_number:>5}  {(c.list_name or '-'):8}  {c.status:7}  "
+                   f"{n.get('sent', 0):>6}  {n.get('failed', 0):>6}  {n.get('skipped', 0):>7}  "
+                   f"{n.get('sending', 0):>7}  {n.get('queued', 0):>6}  {c.created_at:%Y-%m-%d %H:%M}")
+
+
+@campaigns_cmd.command("show")
+@click.argument("campaign_id", type=int)
+@pass_ctx
+def show_cmd(ctx, campaign_id: int) -> None:
+    """Details of one campaign, with its failed and skipped recipients."""
+    from ..campaign import ledger
+    from ..store import open_store
+
+    with open_store(ctx.settings) as store:
+        c = ledger.get(store, campaign_id)
+        n = ledger.counts(store, campaign_id)
+        problems = ledger.failures(store, campaign_id, limit=200)
+    click.echo(f"campaign {c.id}: {c.kind} of issue {c.issue_number} ({c.issue_path})")
+    click.echo(f"  subject:   {c.subject}")
+    click.echo(f"  list:      {c.list_name or '(addresses)'}")
+    click.echo(f"  transport: {c.transport}, HTML {_kib(c.html_bytes)}")
+    click.echo(f"  status:    {c.status}" + (f" ({c.pause_reason})" if c.pause_reason else ""))
+    click.echo(f"  created:   {c.created_at:%Y-%m-%d %H:%M:%S %Z}"
+               + (f", finished {c.finished_at:%Y-%m-%d %H:%M:%S %Z}" if c.finished_at else ""))
+    click.echo(f"  sent {n['sent']}, failed {n['failed']}, skipped {n['skipped']}, unknown {n['sending']}, "
+               f"queued {n['queued']}")
+    for address, status, error in problems:
+        click.echo(f"  {status}: {address or '(forgotten)'}: {error or ''}")
 
 
 def register(cli: click.Group) -> None:
     """Add this module's commands to the top-level group."""
+    cli.add_command(send_cmd)
+    cli.add_command(campaigns_cmd)

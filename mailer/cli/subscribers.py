@@ -1,7 +1,213 @@
-"""CLI commands: subscribers (not built yet)."""
+"""CLI commands: `subscribers add|remove|forget|show|count|list|export|import`."""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+import tempfile
+from pathlib import Path
 
 import click
+
+from . import pass_ctx
+from ..errors import SubscriberError
+from ..models import Status
+
+STATUSES = click.Choice([s.value for s in Status])
+EXPORT_COLUMNS = ["email", "name", "status", "source", "created_at", "updated_at"]
 
 
 def register(cli: click.Group) -> None:
     """Add this module's commands to the top-level group."""
+    cli.add_command(subscribers)
+
+
+def _open(ctx):
+    from ..store import open_store
+
+    return open_store(ctx.settings)
+
+
+def _validated(emails) -> list[str]:
+    """Check every address before changing anything (one bad one: nothing is done)."""
+    from ..store import normalize
+
+    for email in emails:
+        normalize(email)
+    return list(emails)
+
+
+@click.group()
+def subscribers() -> None:
+    """Manage the subscriber list ([database] url)."""
+
+
+@subscribers.command()
+@click.argument("emails", nargs=-1, required=True)
+@click.option("--list", "list_name", default="main", show_default=True, help="List to add to.")
+@click.option("--name", help="Display name.")
+@click.option("--resubscribe", is_flag=True, help="Re-subscribe an address that left (needs --reason).")
+@click.option("--reason", help="Why (required with --resubscribe; kept in the history).")
+@pass_ctx
+def add(ctx, emails, list_name, name, resubscribe, reason) -> None:
+    """Add addresses (subscribed). An address that left stays suppressed unless --resubscribe."""
+    if resubscribe and not (reason or "").strip():
+        raise click.UsageError("--resubscribe needs --reason (it is kept in the subscriber's history)")
+    emails = _validated(emails)
+    with _open(ctx) as store:
+        for email in emails:
+            before = store.get(email)
+            sub = store.add(email, list_name=list_name, name=name, resubscribe=resubscribe,
+                            reason="resubscribe" if resubscribe else "cli", detail=reason)
+            if before is None:
+                click.echo(f"added {sub.email} ({sub.status.value}, list {list_name})")
+            elif sub.email is None:
+                click.echo(f"{email}: forgotten earlier, stays suppressed (use --resubscribe --reason to re-add)")
+            elif sub.status.suppressed:
+                click.echo(f"{sub.email}: {sub.status.value}, kept suppressed (use --resubscribe --reason to re-add)")
+            else:
+                changed = "" if before.status is sub.status else f" (was {before.status.value})"
+                click.echo(f"{sub.email}: {sub.status.value}{changed}, on list {list_name}")
+
+
+def _existing(store, emails):
+    found = []
+    for email in emails:
+        sub = store.get(email)
+        if sub is None or sub.email is None:
+            raise SubscriberError(f"not a subscriber: {email}", address=email)
+        found.append(sub)
+    return found
+
+
+@subscribers.command()
+@click.argument("emails", nargs=-1, required=True)
+@click.option("--reason", help="Why (kept in the history).")
+@pass_ctx
+def remove(ctx, emails, reason) -> None:
+    """Unsubscribe addresses (history is kept; they stay suppressed)."""
+    emails = _validated(emails)
+    with _open(ctx) as store:
+        for sub in _existing(store, emails):
+            if store.set_status(sub.id, Status.UNSUBSCRIBED, reason="cli", detail=reason):
+                click.echo(f"unsubscribed {sub.email}")
+            else:
+                click.echo(f"{sub.email}: already unsubscribed")
+
+
+@subscribers.command()
+@click.argument("email")
+@pass_ctx
+def forget(ctx, email) -> None:
+    """Erase an address's personal data; a keyed hash keeps it suppressed."""
+    email = _validated([email])[0]
+    with _open(ctx) as store:
+        if store.forget(email):
+            click.echo(f"forgot {email}: personal data erased, address stays suppressed")
+            return
+        if store.get(email) is None:
+            raise SubscriberError(f"not a subscriber: {email}", address=email)
+        click.echo(f"{email}: already forgotten")
+
+
+@subscribers.command()
+@click.argument("email")
+@pass_ctx
+def show(ctx, email) -> None:
+    """Status, lists and history of one address."""
+    email = _validated([email])[0]
+    with _open(ctx) as store:
+        sub = store.get(email)
+        if sub is None:
+            raise SubscriberError(f"not a subscriber: {email}", address=email)
+        click.echo(f"email:   {sub.email or '(forgotten)'}")
+        click.echo(f"name:    {sub.name or ''}")
+        click.echo(f"status:  {sub.status.value}")
+        click.echo(f"source:  {sub.source}")
+        click.echo(f"since:   {sub.created_at:%Y-%m-%d %H:%M:%S} UTC")
+        click.echo(f"lists:   {', '.join(store.lists_of(sub.id)) or '(none)'}")
+        click.echo("history:")
+        for h in store.history(sub.id):
+            old = h.old_status.value if h.old_status else "new"
+            detail = f" ({h.detail})" if h.detail else ""
+            click.echo(f"  {h.at:%Y-%m-%d %H:%M:%S}  {old} -> {h.new_status.value}  [{h.reason}]{detail}")
+
+
+@subscribers.command()
+@click.option("--list", "list_name", help="Only this list.")
+@pass_ctx
+def count(ctx, list_name) -> None:
+    """Number of subscribers per status."""
+    with _open(ctx) as store:
+        counts = store.count(list_name)
+    for status, n in counts.items():
+        click.echo(f"{status:<13}{n:>10}")
+    click.echo(f"{'total':<13}{sum(counts.values()):>10}")
+
+
+@subscribers.command("list")
+@click.option("--list", "list_name", help="Only this list.")
+@click.option("--status", type=STATUSES, help="Only this status.")
+@pass_ctx
+def list_(ctx, list_name, status) -> None:
+    """Print `email<TAB>status<TAB>name`, one subscriber a line (streams)."""
+    with _open(ctx) as store:
+        for sub in store.iter_subscribers(list_name, status):
+            sys.stdout.write(f"{sub.email}\t{sub.status.value}\t{sub.name or ''}\n")
+
+
+@subscribers.command()
+@click.option("--list", "list_name", help="Only this list.")
+@click.option("--status", type=STATUSES, help="Only this status.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="File (default: stdout).")
+@pass_ctx
+def export(ctx, list_name, status, output) -> None:
+    """CSV of subscribers (re-importable with `subscribers import`); streams."""
+    with _open(ctx) as store:
+        rows = store.iter_subscribers(list_name, status)
+        if not output:
+            _write_csv(sys.stdout, rows)
+            return
+        target = Path(output)
+        fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+                n = _write_csv(fh, rows)
+            os.replace(tmp, target)  # never a half-written export
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    click.echo(f"exported {n} subscribers to {output}", err=True)
+
+
+def _write_csv(fh, rows) -> int:
+    writer = csv.writer(fh, lineterminator="\n")
+    writer.writerow(EXPORT_COLUMNS)
+    n = 0
+    for sub in rows:
+        writer.writerow([sub.email, sub.name or "", sub.status.value, sub.source,
+                         sub.created_at.isoformat(), sub.updated_at.isoformat()])
+        n += 1
+    return n
+
+
+@subscribers.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--list", "list_name", default="main", show_default=True, help="List to add to.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "mailchimp"]),
+              help="Default: detected (zip or subscribed_/unsubscribed_/cleaned_*.csv = mailchimp).")
+@pass_ctx
+def import_(ctx, file, list_name, fmt) -> None:
+    """Import a CSV with an `email` column, or a Mailchimp audience export (zip or CSVs).
+
+    Bad rows are reported as `file:line: reason` and skipped. Addresses that left
+    (here or in Mailchimp) are never re-subscribed. Safe to run again.
+    """
+    from ..store.importer import import_file
+
+    with _open(ctx) as store:
+        report = import_file(store, file, list_name=list_name, fmt=fmt,
+                             source="mailchimp" if fmt == "mailchimp" else None,
+                             on_bad=lambda message: click.echo(message, err=True))
+    click.echo(report.summary())

@@ -8,7 +8,6 @@ from contextlib import contextmanager
 from typing import Iterator
 
 import sqlalchemy as sa
-from alembic.util import CommandError
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..config import Settings
@@ -67,6 +66,8 @@ class StoreBase:
             raise StoreError(f"cannot open database {self._safe_url()}: {db_error(exc).message}") from None
 
     def upgrade(self) -> None:
+        from alembic.util import CommandError
+
         try:
             migrate.upgrade(self.engine)
         except CommandError as exc:

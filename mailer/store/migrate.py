@@ -1,21 +1,24 @@
-"""Alembic, driven from code: the migration scripts ship inside the package."""
+"""Alembic, driven from code: the migration scripts ship inside the package (no alembic.ini).
+
+Alembic itself is imported only to upgrade: checking that a database is at
+``HEAD`` is one query, which keeps CLI and Lambda start-up fast.
+"""
 
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from pathlib import Path
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+# Latest revision in migrations/versions (a test checks they agree). Bump with each new migration.
+HEAD = "0001"
 
 
-def alembic_config(connection: sa.Connection | None = None, url: str | None = None) -> Config:
+def alembic_config(connection: sa.Connection | None = None, url: str | None = None):
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     if url:
@@ -25,25 +28,36 @@ def alembic_config(connection: sa.Connection | None = None, url: str | None = No
     return cfg
 
 
-@lru_cache(maxsize=1)
 def head_revision() -> str:
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    return HEAD
+
+
+def script_revisions() -> tuple[str | None, set[str]]:
+    """(head, all revisions) as the migration scripts on disk say."""
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(alembic_config())
+    return scripts.get_current_head(), {rev.revision for rev in scripts.walk_revisions()}
 
 
 def current_revision(engine: sa.Engine) -> str | None:
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        if not sa.inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def known_revisions() -> set[str]:
+    return script_revisions()[1]
 
 
 def upgrade(engine: sa.Engine, revision: str = "head") -> None:
+    from alembic import command
+
     # BEGIN IMMEDIATE on SQLite: two processes upgrading at once queue up instead of failing.
     with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn:
         command.upgrade(alembic_config(conn), revision)
         conn.commit()
-
-
-def known_revisions() -> set[str]:
-    return {rev.revision for rev in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
 
 
 def compare_server_default(context, inspected_column, metadata_column, inspected_default,

@@ -23,12 +23,19 @@ class OutboxTransport(Transport):
 
     def __init__(self, directory: Path):
         self.dir = Path(directory)
+        self._ready = False
+
+    def _ensure_dir(self) -> None:
+        # Created on the first message, so a declined or dry-run send leaves no trace.
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise SendingPaused(f"cannot create outbox folder: {exc.strerror}", path=self.dir) from None
+        self._ready = True
 
     def send(self, raw: bytes, *, sender: str, recipient: str, tags: dict[str, str]) -> str:
+        if not self._ready:
+            self._ensure_dir()
         msg_id = uuid.uuid4().hex[:16]
         prefix = "-".join(_UNSAFE.sub("_", tags[k]) for k in ("issue", "campaign") if k in tags)
         name = f"{prefix + '-' if prefix else ''}{_UNSAFE.sub('_', recipient)[:100]}-{msg_id}.eml"

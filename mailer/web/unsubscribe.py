@@ -26,12 +26,17 @@ def _state(svc: Services, subscriber_id: int) -> bool:
     return sub is None or sub.email is None or sub.status.suppressed
 
 
-def do_unsubscribe(svc: Services, subscriber_id: int, list_id: int) -> None:
+def do_unsubscribe(svc: Services, subscriber_id: int, list_id: int) -> str:
+    """Unsubscribe (if still receiving mail); returns the list title for the page."""
     sub = svc.store.get_by_id(subscriber_id)
     # Already suppressed (bounced, complained, unsubscribed) or forgotten: nothing to do.
-    if sub is None or sub.email is None or sub.status.suppressed:
-        return
-    svc.store.set_status(sub.id, Status.UNSUBSCRIBED, reason=REASON, detail=f"list {list_id}")
+    if sub is not None and sub.email is not None and not sub.status.suppressed:
+        svc.store.set_status(sub.id, Status.UNSUBSCRIBED, reason=REASON, detail=f"list {list_id}")
+    return svc.list_title(list_id)
+
+
+def _view(svc: Services, subscriber_id: int, list_id: int) -> tuple[bool, str]:
+    return _state(svc, subscriber_id), svc.list_title(list_id)
 
 
 def _urls(svc: Services, token: str) -> dict:
@@ -44,8 +49,7 @@ async def show(request: Request):
     data = svc.check_token(token, UNSUBSCRIBE)
     if data is None:
         return svc.invalid_link()
-    suppressed = await run_in_threadpool(_state, svc, data.subscriber_id)
-    title = await run_in_threadpool(svc.list_title, data.list_id)
+    suppressed, title = await svc.run_db(_view, svc, data.subscriber_id, data.list_id)
     return svc.pages.page("unsubscribe.html", list_title=title, suppressed=suppressed, **_urls(svc, token))
 
 
@@ -56,8 +60,7 @@ async def one_click(request: Request):
     await drain(request)
     if data is None:
         return svc.invalid_link()
-    await run_in_threadpool(do_unsubscribe, svc, data.subscriber_id, data.list_id)
-    title = await run_in_threadpool(svc.list_title, data.list_id)
+    title = await svc.run_db(do_unsubscribe, svc, data.subscriber_id, data.list_id)
     return svc.pages.page("unsubscribed.html", list_title=title, **_urls(svc, token))
 
 

@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""One-click unsubscribe throughput and latency over loopback, SQLite and PostgreSQL.
+
+The app runs as `twir-mail serve` in a subprocess (uvicorn, one worker unless
+--workers); N subscribers are seeded, then C concurrent keep-alive clients each
+POST `List-Unsubscribe=One-Click` to distinct subscribers' links. Prints
+requests/s and p50/p99 latency per database, and checks every subscriber
+really ended up unsubscribed.
+
+    python bench/web.py [--requests 3000] [--concurrency 16] [--db sqlite,postgresql]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from mailer.config import load_settings  # noqa: E402
+from mailer.store import open_store  # noqa: E402
+from mailer.store.schema import history, list_members, subscribers  # noqa: E402
+from mailer.tokens import Signer  # noqa: E402
+
+SECRET = "bench-secret-0123456789abcdef"
+PG_SERVER = os.environ.get("TWIRMAIL_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+BODY = b"List-Unsubscribe=One-Click"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def seed(store, n: int) -> list[int]:
+    """n subscribed rows on `main`, inserted in bulk (the bench measures the web app, not adds)."""
+    now = dt.datetime.now(dt.timezone.utc)
+    main = store.list_id("main")
+    rows = []
+    for i in range(n):
+        norm = f"bench{i}@example.com"
+        rows.append({"email": norm, "email_norm": norm, "email_hash": store.email_hash(norm), "status": "subscribed",
+                     "source": "bench", "created_at": now, "updated_at": now})
+    with store.engine.begin() as conn:
+        conn.execute(sa.insert(subscribers), rows)
+        ids = list(conn.execute(sa.select(subscribers.c.id).order_by(subscribers.c.id)).scalars())
+        conn.execute(sa.insert(list_members), [{"list_id": main, "subscriber_id": i, "added_at": now} for i in ids])
+        conn.execute(sa.insert(history), [{"subscriber_id": i, "at": now, "new_status": "subscribed",
+                                           "reason": "bench"} for i in ids])
+    return ids
+
+
+async def client(port: int, paths: asyncio.Queue, latencies: list[float], statuses: list[int]) -> None:
+    """One keep-alive HTTP/1.1 connection sending requests back to back (minimal client overhead)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while True:
+            try:
+                path = paths.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            request = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                       "Content-Type: application/x-www-form-urlencoded\r\n"
+                       f"Content-Length: {len(BODY)}\r\n\r\n").encode() + BODY
+            start = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - start)
+            statuses.append(int(head.split(b" ", 2)[1]))
+    finally:
+        writer.close()
+
+
+async def run_load(port: int, paths: list[str], concurrency: int) -> tuple[float, list[float], list[int]]:
+    queue: asyncio.Queue = asyncio.Queue()
+    for p in paths:
+        queue.put_nowait(p)
+    latencies: list[float] = []
+    statuses: list[int] = []
+    start = time.perf_counter()
+    await asyncio.gather(*(client(port, queue, latencies, statuses) for _ in range(concurrency)))
+    return time.perf_counter() - start, latencies, statuses
+
+
+def start_server(config: Path, port: int, workers: int) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TWIR_MAIL_")}
+    env.update(TWIR_MAIL_SECRET_KEY=SECRET, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "mailer", "--config", str(config), "serve",
+                             "--port", str(port), "--workers", str(workers)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
+            return proc
+        except OSError:
+            if proc.poll() is not None:
+                raise SystemExit(f"server died: {proc.stderr.read().decode()[-2000:]}")
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("server did not start")
+
+
+def pg_database():
+    name = f"twirmail_bench_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = sa.engine.make_url(PG_SERVER).set(database=name).render_as_string(hide_password=False)
+
+    def drop():
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+    return url, drop
+
+
+def bench(db: str, n: int, concurrency: int, workers: int) -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix="twir-web-bench-"))
+    drop = None
+    url = f"sqlite:///{tmp / 'bench.db'}"
+    if db == "postgresql":
+        url, drop = pg_database()
+    config = tmp / "twir-mail.toml"
+    port = free_port()
+    config.write_text(f'[database]\nurl = "{url}"\n[web]\nbase_url = "http://127.0.0.1:{port}"\n')
+    settings = load_settings(config, env={"TWIR_MAIL_SECRET_KEY": SECRET})
+    proc = None
+    try:
+        with open_store(settings, upgrade=True) as store:
+            ids = seed(store, n + 50)
+            main = store.list_id("main")
+            signer = Signer(SECRET)
+            paths = [f"/unsubscribe/{signer.unsubscribe_token(i, main)}" for i in ids]
+            proc = start_server(config, port, workers)
+            asyncio.run(run_load(port, paths[n:], min(concurrency, 50)))  # warm-up: pools, caches
+            elapsed, lat, statuses = asyncio.run(run_load(port, paths[:n], concurrency))
+            done = store.count()["unsubscribed"]
+        lat_ms = sorted(x * 1000 for x in lat)
+        bad = sum(1 for s in statuses if s != 200)
+        return {"db": db, "requests": n, "concurrency": concurrency, "workers": workers,
+                "rps": n / elapsed, "p50": statistics.median(lat_ms), "p99": lat_ms[int(len(lat_ms) * 0.99) - 1],
+                "max": lat_ms[-1], "non200": bad, "unsubscribed": done - 50}
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(10)
+        if drop:
+            drop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--requests", type=int, default=3000)
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--db", default="sqlite,postgresql")
+    args = ap.parse_args()
+    print(f"one-click unsubscribe, {args.requests} requests, {args.concurrency} concurrent clients, "
+          f"{args.workers} server worker(s), {os.cpu_count()} CPUs; target >= 300 req/s, p99 < 100 ms")
+    for db in args.db.split(","):
+        r = bench(db, args.requests, args.concurrency, args.workers)
+        ok = r["rps"] >= 300 and r["p99"] < 100 and r["non200"] == 0 and r["unsubscribed"] == r["requests"]
+        print(f"{r['db']:<11} {r['rps']:7.0f} req/s  p50 {r['p50']:6.1f} ms  p99 {r['p99']:6.1f} ms  "
+              f"max {r['max']:6.1f} ms  non-200 {r['non200']}  unsubscribed {r['unsubscribed']}/{r['requests']}  "
+              f"{'OK' if ok else 'BELOW TARGET'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Campaigns: one issue to one list, recorded in a delivery ledger, paced and resumable.
+
+``ledger`` holds the bookkeeping (tables ``campaigns``/``deliveries``),
+``sender`` the threaded send loop. This module glues them for the CLI.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ..config import Settings
+from ..errors import CampaignError
+from ..message import MessageTemplate
+from ..models import CampaignStatus, DeliveryStatus as DS, Rendered, Status
+from ..store import Store
+from ..tokens import Signer
+from ..transport import Transport, check_sendable
+from . import ledger
+from .ledger import Campaign
+from .sender import Progress, Report, Sender
+
+__all__ = ["Campaign", "Progress", "Report", "ledger", "start", "resume", "deliver", "dry_run",
+           "resolve_rate", "SMTP_DEFAULT_RATE"]
+
+# SES's sandbox rate: a safe default for SMTP relays that cannot tell us theirs.
+SMTP_DEFAULT_RATE = 14.0
+
+
+def resolve_rate(settings: Settings, transport: Transport, cli_rate: float | None) -> float | None:
+    """--rate, else [ses] rate, else the account's MaxSendRate; None = unpaced (local outbox)."""
+    if cli_rate:
+        return cli_rate
+    if transport.local:
+        return None
+    if settings.ses.rate:
+        return settings.ses.rate
+    return transport.account_rate() or SMTP_DEFAULT_RATE
+
+
+def start(store: Store, rendered: Rendered, settings: Settings, transport: Transport, *, list_name: str | None,
+          addresses: list[str] = (), test: bool = False) -> Campaign:
+    """A new campaign with its recipients frozen; a second real send of an issue to a list is refused."""
+    if not transport.local:
+        check_sendable(settings)
+    html_bytes = len(rendered.html.encode("utf-8"))
+    prefix = settings.send.test_subject_prefix if test else ""
+    return ledger.create(store, kind="test" if test else "send", issue_number=rendered.issue.number,
+                         issue_path=str(rendered.issue.path), list_name=list_name, subject=prefix + rendered.subject,
+                         transport=transport.name, html_bytes=html_bytes, addresses=list(addresses))
+
+
+def resume(store: Store, campaign_id: int | None, *, issue_number: int | None = None, list_name: str = "main",
+           resend_unknown: bool = False) -> tuple[Campaign, int]:
+    """The campaign to continue (by id, or the unfinished one of an issue and list) and how many
+    unknown rows were requeued."""
+    if campaign_id is None:
+        if issue_number is None:
+            raise CampaignError("--resume needs a campaign id or an issue")
+        found = ledger.find_send(store, issue_number, store.list_id(list_name))
+        if found is None:
+            raise CampaignError(f"issue {issue_number} has no campaign on list {list_name!r} to resume")
+        campaign_id = found.id
+    campaign = ledger.get(store, campaign_id)
+    counts = ledger.counts(store, campaign_id)
+    unknown = counts[DS.SENDING.value]
+    if campaign.status == CampaignStatus.DONE.value and not (resend_unknown and unknown):
+        raise CampaignError(f"campaign {campaign_id} is complete ({counts[DS.SENT.value]} sent"
+                            + (f", {unknown} unknown: add --resend-unknown to send those again)" if unknown else ")"))
+    requeued = ledger.requeue_unknown(store, campaign_id) if resend_unknown else 0
+    ledger.set_status(store, campaign_id, CampaignStatus.SENDING)
+    return ledger.get(store, campaign_id), requeued
+
+
+def template_for(rendered: Rendered, settings: Settings, campaign: Campaign) -> MessageTemplate:
+    prefix = settings.send.test_subject_prefix if campaign.kind == "test" else ""
+    return MessageTemplate(rendered, settings, subject_prefix=prefix)
+
+
+def deliver(store: Store, campaign: Campaign, rendered: Rendered, transport: Transport, settings: Settings, *,
+            rate: float | None, workers: int | None = None, on_progress=None) -> Report:
+    """Send every queued row of ``campaign``; returns when done, paused or interrupted."""
+    if not transport.local:
+        check_sendable(settings)
+    if rendered.issue.number != campaign.issue_number:
+        raise CampaignError(f"campaign {campaign.id} is for issue {campaign.issue_number}, "
+                            f"not {rendered.issue.number}")
+    template = template_for(rendered, settings, campaign)
+    sender = Sender(store, campaign, template, transport, settings, rate=rate, workers=workers,
+                    on_progress=on_progress)
+    return sender.run()
+
+
+def dry_run(store: Store, rendered: Rendered, settings: Settings, list_name: str) -> tuple[int, int, float]:
+    """Build every message of a send without recording or handing anything over.
+    Returns (messages, total bytes, seconds)."""
+    template = MessageTemplate(rendered, settings)
+    signer = Signer(settings.secret_key)
+    list_id = store.list_id(list_name)
+    started, n, size = time.monotonic(), 0, 0
+    for sub in store.iter_subscribers(list_name, Status.SUBSCRIBED):
+        if sub.email:
+            size += len(template.build(sub.email, signer.unsubscribe_token(sub.id, list_id)))
+            n += 1
+    return n, size, time.monotonic() - started

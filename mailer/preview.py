@@ -1,0 +1,159 @@
+"""`preview`: a local page showing the email as desktop, mobile, dark and text.
+
+Standard-library HTTP server (no extra dependency, loopback by default). The
+file is re-rendered when its modification time changes; the page polls
+``/version`` and reloads the frame, so editing the Markdown updates the view.
+A render error is shown in the page instead of stopping the server.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from .config import Settings
+from .errors import TwirMailError
+from .issue import parse_issue
+from .render import render_issue
+
+# Dark view: make the dark-mode rules unconditional, as a dark-mode client would apply them.
+_DARK_MEDIA = re.compile(r"@media\s*\(\s*prefers-color-scheme\s*:\s*dark\s*\)")
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Preview: {name}</title>
+<style>
+body {{ margin: 0; font: 14px system-ui, sans-serif; background: #d9dce0; }}
+nav {{ position: sticky; top: 0; padding: 8px 12px; background: #24292f; color: #fff; display: flex; gap: 8px; align-items: center; }}
+nav button {{ font: inherit; padding: 4px 12px; border: 1px solid #57606a; border-radius: 4px; background: #32383f; color: #fff; cursor: pointer; }}
+nav button[aria-pressed="true"] {{ background: #b7410e; border-color: #b7410e; }}
+#status {{ margin-left: auto; opacity: .8; }}
+#error {{ margin: 12px auto; max-width: 760px; padding: 8px 12px; background: #ffebe9; color: #82071e; white-space: pre-wrap; }}
+#error:empty {{ display: none; }}
+iframe {{ display: block; margin: 16px auto; border: 0; background: #fff; height: calc(100vh - 90px); box-shadow: 0 1px 4px #0003; }}
+</style></head><body>
+<nav><strong>{name}</strong>
+<button data-view="desktop" aria-pressed="true">Desktop 600 px</button>
+<button data-view="mobile">Mobile 375 px</button>
+<button data-view="dark">Dark</button>
+<button data-view="text">Plain text</button>
+<span id="status"></span></nav>
+<div id="error"></div>
+<iframe id="frame" title="email preview" src="/email.html" width="600"></iframe>
+<script>
+const VIEWS = {{desktop: ["/email.html", 600], mobile: ["/email.html", 375],
+               dark: ["/email-dark.html", 600], text: ["/email.txt", 680]}};
+const frame = document.getElementById("frame");
+let view = "desktop", version = null;
+function show(name) {{
+  view = name;
+  const [src, width] = VIEWS[name];
+  frame.width = width;
+  frame.src = src + "?v=" + version;
+  document.querySelectorAll("nav button").forEach(b => b.setAttribute("aria-pressed", b.dataset.view === name));
+  document.body.dataset.view = name;
+}}
+document.querySelectorAll("nav button").forEach(b => b.onclick = () => show(b.dataset.view));
+async function poll() {{
+  try {{
+    const r = await (await fetch("/version", {{cache: "no-store"}})).json();
+    document.getElementById("error").textContent = r.error || "";
+    document.getElementById("status").textContent = r.status;
+    if (version !== null && r.version !== version) {{ version = r.version; show(view); }}
+    version = r.version;
+  }} catch (e) {{ document.getElementById("status").textContent = "server stopped"; }}
+  setTimeout(poll, 700);
+}}
+poll();
+</script></body></html>
+"""
+
+
+class PreviewState:
+    """The rendered issue, refreshed whenever the file's mtime changes."""
+
+    def __init__(self, path: Path, settings: Settings):
+        self.path = path
+        self.settings = settings
+        self.lock = threading.Lock()
+        self.mtime: float | None = None
+        self.version = 0
+        self.html = "<!doctype html><p>Not rendered yet.</p>"
+        self.text = ""
+        self.error = ""
+
+    def refresh(self) -> None:
+        try:
+            mtime = self.path.stat().st_mtime_ns
+        except OSError as exc:
+            mtime = None
+            with self.lock:
+                self.error = f"{self.path}: cannot read: {exc.strerror}"
+            return
+        with self.lock:
+            if mtime == self.mtime:
+                return
+            self.mtime = mtime
+            try:
+                rendered = render_issue(parse_issue(self.path), self.settings)
+            except TwirMailError as exc:
+                self.error = str(exc)
+            else:
+                self.html, self.text, self.error = rendered.html, rendered.text, ""
+                self.sizes = f"{rendered.html_bytes / 1024:.1f} KiB HTML, {rendered.text_bytes / 1024:.1f} KiB text"
+            self.version += 1
+
+    def status(self) -> dict:
+        with self.lock:
+            return {"version": self.version, "error": self.error,
+                    "status": getattr(self, "sizes", "") if not self.error else "render failed"}
+
+
+def _handler(state: PreviewState):
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's naming)
+            route = self.path.split("?", 1)[0]
+            state.refresh()
+            if route == "/":
+                self.send(PAGE.format(name=html.escape(state.path.name)), "text/html")
+            elif route == "/email.html":
+                self.send(state.html, "text/html")
+            elif route == "/email-dark.html":
+                self.send(_DARK_MEDIA.sub("@media all", state.html), "text/html")
+            elif route == "/email.txt":
+                self.send(state.text, "text/plain")
+            elif route == "/version":
+                self.send(json.dumps(state.status()), "application/json")
+            else:
+                self.send("not found", "text/plain", 404)
+
+        def send(self, body: str, ctype: str, status: int = 200) -> None:
+            data = body.encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", f"{ctype}; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):  # quiet: the CLI prints what matters
+            pass
+
+    return Handler
+
+
+def make_server(path: str | Path, settings: Settings, *, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
+    """A ready-to-serve preview server (``server.server_address`` has the real port)."""
+    path = Path(path)
+    state = PreviewState(path, settings)
+    state.refresh()
+    try:
+        server = ThreadingHTTPServer((host, port), _handler(state))
+    except OSError as exc:
+        raise TwirMailError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    server.daemon_threads = True
+    server.state = state  # type: ignore[attr-defined]
+    return server

@@ -1,0 +1,134 @@
+"""`twir-mail subscribers ...` and `twir-mail db ...` as a user runs them (subprocesses)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+from pathlib import Path
+
+import pytest
+
+MAILCHIMP = Path(__file__).parent / "data" / "mailchimp"
+
+
+@pytest.fixture
+def cli_db(run_cli, store_url):
+    """run_cli against `store_url`, migrated with `db upgrade`."""
+    env = {"TWIR_MAIL_DATABASE_URL": store_url}
+
+    def run(*args, **kw):
+        return run_cli(*args, env=env, **kw)
+
+    r = run("db", "upgrade")
+    assert r.code == 0 and "database upgraded: empty -> " in r.out, r.err
+    return run
+
+
+def one_line_error(r, code: int = 1) -> str:
+    assert r.code == code, (r.out, r.err)
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in r.err, r.err
+    return lines[0]
+
+
+def test_add_remove_show_count_list_export(cli_db, workdir):
+    r = cli_db("subscribers", "add", "Ann@Example.com", "bob@example.com", "--name", "Reader")
+    assert r.code == 0 and r.out.splitlines() == ["added Ann@Example.com (subscribed, list main)",
+                                                  "added bob@example.com (subscribed, list main)"]
+    assert cli_db("subscribers", "add", "ed@example.com", "--list", "preview").code == 0
+    r = cli_db("subscribers", "remove", "BOB@example.com", "--reason", "asked by mail")
+    assert r.out == "unsubscribed bob@example.com\n"
+    r = cli_db("subscribers", "add", "bob@example.com")
+    assert "unsubscribed, kept suppressed" in r.out
+    r = cli_db("subscribers", "show", "bob@example.com")
+    assert "status:  unsubscribed" in r.out and "lists:   main" in r.out
+    assert "subscribed -> unsubscribed  [cli] (asked by mail)" in r.out
+    r = cli_db("subscribers", "count")
+    assert "subscribed            2" in r.out and "unsubscribed          1" in r.out and "total                 3" in r.out
+    assert "subscribed            1" in cli_db("subscribers", "count", "--list", "preview").out
+    r = cli_db("subscribers", "list", "--status", "subscribed")
+    assert r.out.splitlines() == ["Ann@Example.com\tsubscribed\tReader", "ed@example.com\tsubscribed\t"]
+    r = cli_db("subscribers", "export", "--list", "main", "-o", "out.csv")
+    assert r.code == 0 and "exported 2 subscribers to out.csv" in r.err
+    rows = list(csv.DictReader((workdir / "out.csv").open()))
+    assert [(x["email"], x["status"], x["name"]) for x in rows] == [
+        ("Ann@Example.com", "subscribed", "Reader"), ("bob@example.com", "unsubscribed", "Reader")]
+    r = cli_db("subscribers", "export", "--status", "unsubscribed")
+    assert list(csv.reader(io.StringIO(r.out)))[1][:3] == ["bob@example.com", "Reader", "unsubscribed"]
+    # An export imports back as it was (the unsubscribed row stays unsubscribed).
+    r = cli_db("subscribers", "import", "out.csv", "--list", "preview")
+    assert r.out.strip() == "2 rows: 0 added, 0 changed, 2 unchanged, 0 kept suppressed, 0 skipped"
+
+
+def test_resubscribe_needs_reason_and_is_logged(cli_db):
+    cli_db("subscribers", "add", "x@example.com")
+    cli_db("subscribers", "remove", "x@example.com")
+    r = cli_db("subscribers", "add", "x@example.com", "--resubscribe")
+    assert r.code == 2 and "--resubscribe needs --reason" in r.err
+    r = cli_db("subscribers", "add", "x@example.com", "--resubscribe", "--reason", "wrote to the editors")
+    assert r.code == 0 and "subscribed (was unsubscribed)" in r.out
+    assert "unsubscribed -> subscribed  [resubscribe] (wrote to the editors)" in cli_db(
+        "subscribers", "show", "x@example.com").out
+
+
+def test_forget_keeps_address_suppressed(cli_db):
+    cli_db("subscribers", "add", "private@example.com", "--name", "Private Person")
+    r = cli_db("subscribers", "forget", "Private@Example.com")
+    assert r.code == 0 and "personal data erased" in r.out
+    r = cli_db("subscribers", "add", "private@example.com")
+    assert "forgotten earlier, stays suppressed" in r.out
+    show = cli_db("subscribers", "show", "private@example.com").out
+    assert "email:   (forgotten)" in show and "Private Person" not in show and "private@" not in show
+    assert cli_db("subscribers", "list").out == ""
+    assert "already forgotten" in cli_db("subscribers", "forget", "private@example.com").out
+
+
+def test_mailchimp_zip_import_reports_bad_rows(cli_db, workdir):
+    zipped = shutil.make_archive(str(workdir / "members_export"), "zip", MAILCHIMP)
+    r = cli_db("subscribers", "import", zipped)
+    assert r.code == 0, r.err
+    assert r.out.strip() == "17 rows: 14 added, 1 changed, 0 unchanged, 0 kept suppressed, 2 skipped"
+    bad = r.err.strip().splitlines()
+    assert [line.split(": ")[0].rsplit("/", 1)[1] for line in bad] == [
+        "subscribed_members_export_3f9a1c2b7d.csv:8", "subscribed_members_export_3f9a1c2b7d.csv:12"]
+    r = cli_db("subscribers", "import", zipped, "--format", "mailchimp")
+    assert "0 added, 0 changed" in r.out
+    r = cli_db("subscribers", "count")
+    assert "subscribed            8" in r.out and "bounced               3" in r.out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["subscribers", "add", "not-an-address"], "error: invalid address 'not-an-address': "),
+    (["subscribers", "add", "a@example.com", "--list", "nope"], "error: unknown list 'nope'"),
+    (["subscribers", "remove", "nobody@example.com"], "error: not a subscriber: nobody@example.com"),
+    (["subscribers", "show", "nobody@example.com"], "error: not a subscriber: nobody@example.com"),
+    (["subscribers", "forget", "nobody@example.com"], "error: not a subscriber: nobody@example.com"),
+    (["subscribers", "import", "missing.csv"], "error: missing.csv: no such file"),
+])
+def test_errors_are_one_line(run_cli, args, message):
+    assert one_line_error(run_cli(*args)).startswith(message)
+
+
+def test_import_file_errors_name_file_and_line(run_cli, workdir):
+    (workdir / "in.csv").write_text("address\nx@example.com\n")
+    assert one_line_error(run_cli("subscribers", "import", "in.csv")) == (
+        "error: in.csv:1: no `email` column (columns: address)")
+    (workdir / "bad.csv").write_bytes(b"email\nx@example.com\ny@exam\xffple.com\n")
+    assert one_line_error(run_cli("subscribers", "import", "bad.csv")) == "error: bad.csv:3: not UTF-8 text"
+
+
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)  # SQLite upgrades itself
+def test_postgres_needs_db_upgrade(run_cli, store_url):
+    env = {"TWIR_MAIL_DATABASE_URL": store_url}
+    r = run_cli("subscribers", "count", env=env)
+    assert one_line_error(r) == "error: database is not up to date: run `twir-mail db upgrade`"
+    assert "behind" in run_cli("db", "current", env=env).out
+    assert run_cli("db", "upgrade", env=env).code == 0
+    assert "up to date" in run_cli("db", "current", env=env).out
+    assert "already at" in run_cli("db", "upgrade", env=env).out
+
+
+def test_unreachable_database_is_one_line(run_cli):
+    r = run_cli("subscribers", "count", env={"TWIR_MAIL_DATABASE_URL": "postgresql://x@127.0.0.1:1/none"})
+    assert "cannot open database postgresql://x@127.0.0.1:1/none" in one_line_error(r)

@@ -1,0 +1,109 @@
+"""`check`: draft errors, each warning, no false errors on the published corpus."""
+
+from __future__ import annotations
+
+from mailer.config import with_overrides
+from mailer.lint import check_issue, mojibake
+from mailer.models import Severity
+
+
+def codes(findings, severity=None):
+    return [f.code for f in findings if severity is None or f.severity == severity]
+
+
+def by_code(findings, code):
+    return [f for f in findings if f.code == code]
+
+
+def test_draft_fails_with_placeholders_and_mojibake(draft, settings):
+    findings = check_issue(draft, settings)
+    errors = [f for f in findings if f.severity == Severity.ERROR]
+    lines = draft.read_text(encoding="utf-8").split("\n")
+    placeholders = by_code(errors, "placeholder")
+    assert {f.message.split()[2] for f in placeholders} == {"INSERT_LINK_HERE", "REDDIT_LINK_HERE"}
+    for f in placeholders + by_code(errors, "mojibake"):
+        assert f.path == str(draft)
+        assert any(w in lines[f.line - 1] for w in ("_HERE", "ü¶Ä", "√", "‚Ä")), f
+    crab = [f for f in by_code(errors, "mojibake") if "🦀" in f.message]
+    assert crab and "ü¶Ä" in lines[crab[0].line - 1]
+    assert any("'–'" in f.message or "–" in f.message for f in by_code(errors, "mojibake"))
+    assert "empty-section" in codes(findings, Severity.WARNING)
+    assert "brackets" in codes(findings, Severity.WARNING)  # ...bT2SeYXpQm8))
+    assert str(placeholders[0]).startswith(f"{draft}:{placeholders[0].line}: error: draft placeholder")
+
+
+def test_published_corpus_has_no_false_errors(corpus, settings):
+    errors = {}
+    for path in corpus:
+        found = [f for f in check_issue(path, settings) if f.severity == Severity.ERROR]
+        if found:
+            errors[path.name] = found
+    # Issue 569 really was published with its Reddit placeholder.
+    assert list(errors) == ["2024-10-23-this-week-in-rust.md"]
+    assert [f.code for f in errors["2024-10-23-this-week-in-rust.md"]] == ["placeholder"]
+
+
+def test_each_warning_and_error(issue_file, settings):
+    body = """\
+    Intro [plain](http://insecure.example/x) and [again](https://dup.example/) twice:
+    [dup](https://dup.example/).
+
+    ## Empty
+
+    ## Full
+
+    ![](https://img.example/no-alt.png) <img src="https://img.example/raw.png">
+    [video](https://youtube.example/watch?v=abc)) and [ok (paren)](https://en.example/Rust_(lang))
+    [nothing]() and issue $twir_issue_number
+    `http://in-code.example` is fine.
+    <!-- [x]() REDDIT_LINK_HERE in a comment is fine -->
+    Caf\u00c3\u00a9 au lait.
+    """
+    path = issue_file(body)
+    findings = check_issue(path, settings)
+    line = {f.code + ":" + str(f.line): f for f in findings}
+    first = 6  # the body starts on line 6 of the file
+    assert f"http:{first}" in line and "insecure.example" in line[f"http:{first}"].message
+    assert f"duplicate:{first + 1}" in line
+    assert f"empty-section:{first + 3}" in line and "Empty" in line[f"empty-section:{first + 3}"].message
+    assert f"empty-section:{first + 5}" not in line
+    assert len(by_code(findings, "image-alt")) == 2
+    brackets = by_code(findings, "brackets")
+    assert [f.line for f in brackets] == [first + 8] and "youtube" in brackets[0].message
+    assert f"empty-link:{first + 9}" in line and line[f"empty-link:{first + 9}"].severity == Severity.ERROR
+    assert f"placeholder:{first + 9}" in line
+    assert not any(f.line == first + 10 for f in findings)  # code span
+    assert not any(f.line == first + 11 for f in findings)  # comment
+    assert line[f"mojibake:{first + 12}"].message.endswith("should probably be 'é'")
+    assert sorted(f.line or 0 for f in findings) == [f.line or 0 for f in findings]
+
+
+def test_size_budget_is_configurable(issue_file, settings):
+    path = issue_file("Hello.\n")
+    warn = with_overrides(settings, check={"html_warning_kib": 1, "html_error_kib": 500})
+    assert [(f.severity, f.code) for f in check_issue(path, warn) if f.code == "size"] == [(Severity.WARNING, "size")]
+    fail = with_overrides(settings, check={"html_warning_kib": 1, "html_error_kib": 2})
+    (size,) = by_code(check_issue(path, fail), "size")
+    assert size.severity == Severity.ERROR and "over the 2 KiB limit" in size.message
+    assert not by_code(check_issue(path, settings), "size")
+
+
+def test_unparseable_issue_is_a_finding_not_an_exception(tmp_path, issue_file, settings):
+    bad = tmp_path / "bad.md"
+    bad.write_bytes(b"Title: This Week in Rust 1\nDate: 2020-01-01\n\n\xff\n")
+    (f,) = check_issue(bad, settings)
+    assert (f.severity, f.line, f.code) == (Severity.ERROR, 4, "parse")
+    (f,) = check_issue(tmp_path / "missing.md", settings)
+    assert "no such file" in f.message
+    nodate = check_issue(issue_file(Date=None), settings)
+    assert [f.code for f in nodate] == ["parse"] and "missing Date" in nodate[0].message
+    nocat = check_issue(issue_file(Category=None), settings)
+    assert "metadata" in codes(nocat, Severity.ERROR)
+
+
+def test_mojibake_detector():
+    assert mojibake("Rusty Events ü¶Ä") == "Rusty Events 🦀"
+    assert mojibake("Rusty Events \uf8ffü¶Ä") == "Rusty Events 🦀"
+    assert mojibake("2022 ‚Äì Online") == "2022 – Online"
+    for fine in ("Grüße, Zoë — “quoted” ça va 🦀 日本語", "Ünïcödé ¶ Ä", "plain ascii"):
+        assert mojibake(fine) is None, fine

@@ -1,0 +1,159 @@
+"""Importer: plain CSV and a Mailchimp audience export (tests/data/mailchimp), both dialects."""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from mailer.errors import ImportFileError
+from mailer.models import Status
+from mailer.store.importer import import_file
+from mailer.store.schema import history, list_members, subscribers
+
+MAILCHIMP = Path(__file__).parent / "data" / "mailchimp"
+EXPECTED = {
+    "ferris@rustacean.net": Status.BOUNCED,  # subscribed, then cleaned: leaving wins
+    "jane.doe@example.com": Status.SUBSCRIBED,
+    "zoë@example.org": Status.SUBSCRIBED,
+    "o'brien@example.ie": Status.SUBSCRIBED,
+    "dev+twir@example.com": Status.SUBSCRIBED,
+    "mixed.case@sub.example.com": Status.SUBSCRIBED,
+    "user@xn--bcher-kva.de": Status.SUBSCRIBED,
+    "reader@example.net": Status.SUBSCRIBED,
+    "trailing.space@example.com": Status.SUBSCRIBED,
+    "left@example.com": Status.UNSUBSCRIBED,
+    "moved.on@example.org": Status.UNSUBSCRIBED,
+    "spam.report@example.net": Status.UNSUBSCRIBED,
+    "bounced@example.com": Status.BOUNCED,
+    "gone@defunct-isp.example": Status.BOUNCED,
+}
+
+
+def mailchimp_zip(tmp_path: Path) -> Path:
+    target = tmp_path / "members_export_3f9a1c2b7d.zip"
+    with zipfile.ZipFile(target, "w") as zf:
+        for csv_file in sorted(MAILCHIMP.glob("*.csv"), reverse=True):  # order inside must not matter
+            zf.write(csv_file, csv_file.name)
+    return target
+
+
+def statuses(store) -> dict[str, Status]:
+    return {s.email_norm: s.status for s in store.iter_subscribers()}
+
+
+def table_sizes(store) -> tuple[int, int, int]:
+    with store.engine.connect() as conn:
+        return tuple(conn.execute(sa.select(sa.func.count()).select_from(t)).scalar()
+                     for t in (subscribers, history, list_members))
+
+
+def test_mailchimp_zip_round_trips_statuses(store, tmp_path):
+    bad: list[str] = []
+    report = import_file(store, mailchimp_zip(tmp_path), on_bad=bad.append)
+    assert statuses(store) == EXPECTED
+    assert report.rows == 17 and report.bad == 2 and report.added == 14 and report.changed == 1
+    where = f"{tmp_path}/members_export_3f9a1c2b7d.zip/subscribed_members_export_3f9a1c2b7d.csv"
+    assert [m.split(": ", 2)[:2] for m in bad] == [[f"{where}:8", "invalid address 'not-an-address'"],
+                                                   [f"{where}:12", "invalid address 'double@@example.com'"]]
+    assert all("\n" not in m for m in bad)
+    assert store.count() == {"pending": 0, "subscribed": 8, "unsubscribed": 3, "bounced": 3, "complained": 0}
+    sub = store.get("mixed.case@sub.example.com")
+    assert (sub.email, sub.name, sub.source) == ("MiXeD.Case@Sub.Example.COM", "Mixed, Jr. Case", "import")
+    assert store.get("zoë@example.org").name == "Zoë Łukasiewicz"
+    moved = store.history(store.get("moved.on@example.org").id)
+    assert moved[0].reason == "import" and "UNSUB_CAMPAIGN_TITLE=This Week in Rust 512" in moved[0].detail
+    ferris = store.history(store.get("ferris@rustacean.net").id)
+    assert [(h.old_status, h.new_status) for h in ferris] == [(None, Status.SUBSCRIBED),
+                                                              (Status.SUBSCRIBED, Status.BOUNCED)]
+    assert "CLEAN_CAMPAIGN_TITLE=This Week in Rust 341" in ferris[1].detail
+
+
+def test_mailchimp_csv_files_one_by_one_and_twice_changes_nothing(store):
+    files = sorted(MAILCHIMP.glob("*.csv"))  # cleaned, subscribed, unsubscribed: cleaned first this time
+    for csv_file in files:
+        import_file(store, csv_file)  # detected as mailchimp from the file name
+    assert statuses(store) == EXPECTED
+    sizes = table_sizes(store)
+    for csv_file in files:
+        report = import_file(store, csv_file, fmt="mailchimp")
+        assert report.added == report.changed == 0
+    assert table_sizes(store) == sizes
+
+
+def test_import_never_resubscribes(store):
+    for email, status in [("left@example.com", Status.UNSUBSCRIBED), ("bounced@example.com", Status.COMPLAINED)]:
+        sub = store.add(email)
+        store.set_status(sub.id, status, reason="unsubscribe-link")
+    store.add("ferris@rustacean.net")
+    store.forget("ferris@rustacean.net")
+    report = import_file(store, MAILCHIMP / "subscribed_members_export_3f9a1c2b7d.csv")
+    assert report.kept_suppressed == 1  # ferris (forgotten) is in the subscribed file
+    assert store.get("ferris@rustacean.net").email is None
+    report = import_file(store, MAILCHIMP / "cleaned_members_export_3f9a1c2b7d.csv")
+    assert store.get("bounced@example.com").status is Status.COMPLAINED  # keeps its first suppression
+    assert "ferris@rustacean.net" not in statuses(store)
+
+
+def test_plain_csv_columns_bad_rows_and_lists(store, tmp_path):
+    src = tmp_path / "people.csv"
+    src.write_text("Name,EMAIL,Status\n"
+                   "Ann,ann@example.com,\n"
+                   "\n"
+                   'Bob "B",bob@example.com,pending\n'
+                   "Cy,,subscribed\n"
+                   "Dee,dee@example.com,gone\n"
+                   "Eve,eve@example.com,unsubscribed\n"
+                   "Ann again,ANN@example.com,\n", encoding="utf-8")
+    bad: list[str] = []
+    report = import_file(store, src, list_name="preview", on_bad=bad.append)
+    assert bad == [f"{src}:5: no address", f"{src}:6: unknown status 'gone'"]
+    assert statuses(store) == {"ann@example.com": Status.SUBSCRIBED, "bob@example.com": Status.PENDING,
+                               "eve@example.com": Status.UNSUBSCRIBED}
+    assert store.get("ann@example.com").name == "Ann"  # an import fills names, never overwrites them
+    assert store.count("preview")["subscribed"] == 1 and store.count("main")["subscribed"] == 0
+    assert report.summary() == "6 rows: 3 added, 0 changed, 1 unchanged, 0 kept suppressed, 2 skipped"
+
+
+def test_crash_mid_import_leaves_whole_batches_only(store, tmp_path):
+    src = tmp_path / "big.csv"
+    src.write_text("email\n" + "".join(f"u{i}@example.com\n" for i in range(250)) + "\xff\n",
+                   encoding="latin-1")
+    with pytest.raises(ImportFileError, match=r"big.csv:252: not UTF-8 text"):
+        import_file(store, src, batch_size=100)
+    assert sum(store.count().values()) == 200  # two whole batches, not the 50 rows of the third
+    src.write_text("email\n" + "".join(f"u{i}@example.com\n" for i in range(250)), encoding="utf-8")
+    report = import_file(store, src, batch_size=100)  # rerun after the crash: completes it
+    assert (report.added, report.unchanged) == (50, 200)
+    assert table_sizes(store) == (250, 250, 250)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("", "empty file"),
+    ("mail,name\nx@example.com,X\n", "no `email` column (columns: mail, name)"),
+])
+def test_unusable_files_are_one_line_errors(store, tmp_path, content, message):
+    src = tmp_path / "in.csv"
+    src.write_text(content)
+    with pytest.raises(ImportFileError, match=re.escape(message)) as info:
+        import_file(store, src)
+    assert str(info.value).startswith(f"{src}:1: ")
+
+
+def test_mailchimp_files_need_their_columns(store, tmp_path):
+    bad = tmp_path / "subscribed_x.csv"
+    bad.write_text("email\nx@example.com\n")
+    with pytest.raises(ImportFileError, match="no `Email Address` column"):
+        import_file(store, bad)
+    assert import_file(store, bad, fmt="csv").added == 1
+    other = tmp_path / "audience.csv"
+    other.write_text("Email Address,Favourite crate\nx@example.com,serde\n")
+    with pytest.raises(ImportFileError, match="not a Mailchimp export file"):
+        import_file(store, other, fmt="mailchimp")
+    renamed = tmp_path / "audience-2024.csv"  # no telling name: the columns say "cleaned"
+    renamed.write_bytes((MAILCHIMP / "cleaned_members_export_3f9a1c2b7d.csv").read_bytes())
+    import_file(store, renamed, fmt="mailchimp")
+    assert store.get("gone@defunct-isp.example").status is Status.BOUNCED

@@ -1,0 +1,85 @@
+"""Headless Chromium: a reader opens the unsubscribe link of a rendered issue, clicks, sees the answer."""
+
+from __future__ import annotations
+
+import email
+import os
+import re
+import shutil
+from email import policy
+from pathlib import Path
+
+import pytest
+
+from mailer.issue import parse_issue
+from mailer.message import MessageTemplate
+from mailer.models import Status
+from mailer.render import render_issue
+from tests.fixtures.core import skip_unless
+
+CHROMIUM = "/usr/bin/chromium"
+# Set TWIRMAIL_SCREENSHOTS=DIR to keep the screenshots for a look.
+KEEP = os.environ.get("TWIRMAIL_SCREENSHOTS")
+
+
+@pytest.fixture
+def browser():
+    skip_unless(Path(CHROMIUM).exists(), f"no Chromium at {CHROMIUM}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                              args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield b
+        b.close()
+
+
+def unsubscribe_link(raw: bytes) -> str:
+    msg = email.message_from_bytes(raw, policy=policy.default)
+    header = re.search(r"<(http[^>]+)>", str(msg["List-Unsubscribe"])).group(1)
+    html = msg.get_body(("html",)).get_content()
+    assert f'href="{header}"' in html  # the footer link and the header agree
+    return header
+
+
+def shot(page, tmp_path: Path, name: str) -> Path:
+    path = tmp_path / name
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 5000  # a real picture, not a blank
+    if KEEP:
+        Path(KEEP).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(KEEP) / name)
+    return path
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_unsubscribe_from_a_rendered_issue_on_a_phone(live, browser, draft, tmp_path):
+    sub, token = live.add("reader@example.com")
+    rendered = render_issue(parse_issue(draft), live.settings)
+    raw = MessageTemplate(rendered, live.settings).build(sub.email, token)
+    url = unsubscribe_link(raw)
+    assert url == f"{live.url}/unsubscribe/{token}"
+
+    # No JavaScript: the pages must work without it.
+    context = browser.new_context(viewport={"width": 375, "height": 740}, java_script_enabled=False,
+                                  device_scale_factor=2, is_mobile=True)
+    page = context.new_page()
+    page.goto(url)
+    assert page.locator("h1").inner_text().startswith("Unsubscribe from")
+    shot(page, tmp_path, "unsubscribe-375.png")
+    assert live.store.get_by_id(sub.id).status is Status.SUBSCRIBED  # opening changed nothing
+
+    page.get_by_role("button", name="Unsubscribe").click()
+    page.wait_for_load_state()
+    assert page.locator("h1").inner_text() == "You have been unsubscribed"
+    assert page.get_by_role("button", name="Subscribe again").is_visible()
+    shot(page, tmp_path, "unsubscribed-375.png")
+    assert live.store.get_by_id(sub.id).status is Status.UNSUBSCRIBED
+    assert live.store.history(sub.id)[-1].reason == "unsubscribe-link"
+    # Nothing wider than the phone: no sideways scrolling.
+    box = page.locator("main").bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 375
+    button = page.get_by_role("button", name="Subscribe again").bounding_box()
+    assert button["height"] >= 44  # a comfortable tap target
+    context.close()

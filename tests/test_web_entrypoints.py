@@ -1,0 +1,100 @@
+"""`twir-mail serve` as a user runs it, and the AWS Lambda handler fed API Gateway events."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from mailer.config import load_settings
+from mailer.models import Status
+from mailer.store import open_store
+from mailer.tokens import Signer
+from tests.fixtures.core import ROOT
+from tests.fixtures.web import free_port
+
+SECRET = "lambda-test-secret-0123456789"
+
+
+def test_serve_runs_the_app(workdir):
+    port = free_port()
+    (workdir / "twir-mail.toml").write_text(f'[web]\nbase_url = "http://127.0.0.1:{port}"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TWIR_MAIL_")}
+    env["PYTHONPATH"] = str(ROOT)
+    proc = subprocess.Popen([sys.executable, "-m", "mailer", "serve", "--host", "127.0.0.1", "--port", str(port)],
+                            cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read()
+                assert time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.1)
+        assert body == b"ok\n"
+        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/subscribe", timeout=5).read().decode()
+        assert 'name="email"' in page
+        assert (workdir / "twir-mail.db").exists()  # the embedded SQLite was created and upgraded
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=15)
+    assert f"serving on http://127.0.0.1:{port}" in err and "Traceback" not in err
+
+
+def test_serve_reports_an_unreachable_database_in_one_line(run_cli):
+    r = run_cli("serve", "--port", str(free_port()),
+                env={"TWIR_MAIL_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/nothing"})
+    assert r.code != 0 and "Traceback" not in r.err
+    assert r.err.startswith("error: ") and len(r.err.strip().splitlines()) == 1
+
+
+def api_event(method: str, path: str, body: bytes = b"", content_type: str | None = None) -> dict:
+    """An API Gateway HTTP API (payload 2.0) event, as a Lambda function URL also sends."""
+    headers = {"host": "abc.lambda-url.us-east-1.on.aws", "user-agent": "test"}
+    if content_type:
+        headers["content-type"] = content_type
+    return {
+        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "", "headers": headers,
+        "requestContext": {"accountId": "123456789012", "apiId": "abc", "domainName": "abc.lambda-url.us-east-1.on.aws",
+                           "domainPrefix": "abc", "requestId": "r1", "routeKey": "$default", "stage": "$default",
+                           "time": "25/Nov/2026:12:00:00 +0000", "timeEpoch": 0,
+                           "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
+                                    "sourceIp": "203.0.113.7", "userAgent": "test"}},
+        "body": base64.b64encode(body).decode(), "isBase64Encoded": True,
+    }
+
+
+@pytest.fixture
+def lambda_env(workdir, monkeypatch, store_url):
+    monkeypatch.setenv("TWIR_MAIL_DATABASE_URL", store_url)
+    monkeypatch.setenv("TWIR_MAIL_SECRET_KEY", SECRET)
+    monkeypatch.setenv("TWIR_MAIL_WEB_BASE_URL", "https://newsletter.example.org")
+    from mailer.web import aws_lambda
+
+    monkeypatch.setattr(aws_lambda, "_handler", None)
+    with open_store(load_settings(), upgrade=True) as store:
+        yield aws_lambda, store
+
+
+def test_lambda_handler_one_click(lambda_env):
+    aws_lambda, store = lambda_env
+    sub = store.add("lambda.reader@example.com")
+    token = Signer(SECRET).unsubscribe_token(sub.id, store.list_id("main"))
+    health = aws_lambda.handler(api_event("GET", "/healthz"), None)
+    assert health["statusCode"] == 200 and health["body"] == "ok\n"
+    page = aws_lambda.handler(api_event("GET", f"/unsubscribe/{token}"), None)
+    assert page["statusCode"] == 200 and store.get_by_id(sub.id).status is Status.SUBSCRIBED
+    done = aws_lambda.handler(api_event("POST", f"/unsubscribe/{token}", b"List-Unsubscribe=One-Click",
+                                        "application/x-www-form-urlencoded"), None)
+    assert done["statusCode"] == 200 and "location" not in {k.lower() for k in done["headers"]}
+    assert store.get_by_id(sub.id).status is Status.UNSUBSCRIBED
+    forged = aws_lambda.handler(api_event("POST", f"/unsubscribe/{token[:-3]}", b"List-Unsubscribe=One-Click",
+                                          "application/x-www-form-urlencoded"), None)
+    assert forged["statusCode"] == 400

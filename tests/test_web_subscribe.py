@@ -1,0 +1,140 @@
+"""Double opt-in over real HTTP: the form, the confirmation mail (outbox transport), the confirm link."""
+
+from __future__ import annotations
+
+import email
+import re
+import time
+from email import policy
+
+import httpx
+import pytest
+
+from mailer.models import Status
+from mailer.tokens import CONFIRM
+from mailer.transport import OutboxTransport
+
+
+@pytest.fixture
+def outbox(tmp_path):
+    return OutboxTransport(tmp_path / "outbox")
+
+
+@pytest.fixture
+def web(start_web, outbox):
+    return start_web(transport=outbox, web={"subscribe_rate_per_hour": 1000})
+
+
+def mails(outbox, to: str | None = None) -> list:
+    out = []
+    for path in sorted(outbox.dir.glob("*.eml"), key=lambda p: p.stat().st_mtime_ns):
+        msg = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        if to is None or msg["To"] == to:
+            out.append(msg)
+    return out
+
+
+def confirm_path(msg, base_url: str) -> str:
+    text = msg.get_body(("plain",)).get_content()
+    url = re.search(re.escape(base_url) + r"(/confirm/\S+)", text).group(1)
+    html = msg.get_body(("html",)).get_content()
+    assert base_url + url in html
+    return url
+
+
+def test_subscribe_then_confirm(web, outbox):
+    r = web.http.post("/subscribe", data={"email": " New.Reader@Example.COM ", "website": ""})
+    assert r.status_code == 200 and "Check your inbox" in r.text
+    sub = web.store.get("new.reader@example.com")
+    assert sub.status is Status.PENDING and sub.source == "web"
+    [msg] = mails(outbox)
+    assert msg["To"] == sub.email == "New.Reader@Example.COM" and msg["Auto-Submitted"] == "auto-replied"
+    link = confirm_path(msg, web.url)
+    page = web.http.get(link)
+    assert page.status_code == 200 and "Confirm subscription</button>" in page.text
+    assert web.store.get_by_id(sub.id).status is Status.PENDING  # GET changes nothing
+    done = web.http.post(link)
+    assert done.status_code == 200 and "You are subscribed" in done.text
+    assert web.store.get_by_id(sub.id).status is Status.SUBSCRIBED
+    assert web.store.history(sub.id)[-1].reason == "confirm-link"
+    assert web.store.lists_of(sub.id) == ["main"]
+    assert web.http.post(link).status_code == 200  # idempotent
+    assert len(web.store.history(sub.id)) == 2
+
+
+def test_same_answer_whatever_the_address_state(web, outbox):
+    web.add("member@example.com")
+    web.add("left@example.com", status=Status.UNSUBSCRIBED)
+    web.add("waiting@example.com", status=Status.PENDING)
+    bodies = {}
+    for addr in ("member@example.com", "left@example.com", "waiting@example.com", "stranger@example.com"):
+        r = web.http.post("/subscribe", data={"email": addr})
+        bodies[addr] = (r.status_code, r.text)
+    assert len(set(bodies.values())) == 1
+    assert mails(outbox, "member@example.com") == []  # already subscribed: nothing to confirm
+    assert len(mails(outbox)) == 3
+    # A suppressed address stays suppressed until its owner confirms from the mailbox.
+    assert web.store.get("left@example.com").status is Status.UNSUBSCRIBED
+    web.http.post(confirm_path(mails(outbox, "left@example.com")[0], web.url))
+    left = web.store.get("left@example.com")
+    assert left.status is Status.SUBSCRIBED
+    assert [h.new_status for h in web.store.history(left.id)] == [Status.UNSUBSCRIBED, Status.SUBSCRIBED]
+
+
+def test_multipart_form_and_honeypot(web, outbox):
+    r = web.http.post("/subscribe", data={"email": "multi@example.com"}, files={"x": ("", b"")})
+    assert r.status_code == 200 and web.store.get("multi@example.com").status is Status.PENDING
+    bot = web.http.post("/subscribe", data={"email": "bot-target@example.com", "website": "http://spam"})
+    assert bot.status_code == 200 and bot.text == r.text
+    assert web.store.get("bot-target@example.com") is None and len(mails(outbox)) == 1
+
+
+@pytest.mark.parametrize("value", ["", "not-an-address", "a@", "@b.com", "x" * 400 + "@example.com", "a b@c.com"])
+def test_bad_addresses_get_the_form_again(web, outbox, value):
+    r = web.http.post("/subscribe", data={"email": value})
+    assert r.status_code == 400 and 'name="email"' in r.text
+    assert web.store.count()["pending"] == 0 and mails(outbox) == []
+
+
+def test_rate_limits_per_address_and_per_client(start_web, outbox):
+    web = start_web(transport=outbox, web={"subscribe_rate_per_hour": 2})
+    other = httpx.Client(base_url=web.url, transport=httpx.HTTPTransport(local_address="127.0.0.2"))
+    for _ in range(2):
+        assert web.http.post("/subscribe", data={"email": "target@example.com"}).status_code == 200
+    assert len(mails(outbox, "target@example.com")) == 2
+    # Another client cannot mail-bomb the address: same page, no more mail.
+    r = other.post("/subscribe", data={"email": "target@example.com"})
+    assert r.status_code == 200 and "Check your inbox" in r.text
+    assert len(mails(outbox, "target@example.com")) == 2
+    # The first client has used its allowance.
+    r = web.http.post("/subscribe", data={"email": "someone.else@example.com"})
+    assert r.status_code == 429 and web.store.get("someone.else@example.com") is None
+    assert other.post("/subscribe", data={"email": "third@example.com"}).status_code == 200
+    other.close()
+
+
+def test_resubscribe_from_the_unsubscribe_page(web, outbox):
+    sub, token = web.add("back@example.com")
+    page = web.http.post(f"/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"})
+    assert "Subscribe again" in page.text
+    r = web.http.post(f"/unsubscribe/{token}/resubscribe")
+    assert r.status_code == 200 and "Check your inbox" in r.text
+    assert web.store.get_by_id(sub.id).status is Status.UNSUBSCRIBED  # not before confirming
+    web.http.post(confirm_path(mails(outbox, "back@example.com")[0], web.url))
+    assert web.store.get_by_id(sub.id).status is Status.SUBSCRIBED
+    reasons = [h.reason for h in web.store.history(sub.id)]
+    assert reasons[-2:] == ["unsubscribe-link", "confirm-link"]
+
+
+def test_bad_confirm_tokens(web, outbox):
+    sub, unsub_token = web.add("pending@example.com", status=Status.PENDING)
+    signer = web.services.signer
+    main = web.store.list_id("main")
+    expired = signer.make(CONFIRM, sub.id, main, issued_at=int(time.time()) - 8 * 86400)
+    good = signer.confirm_token(sub.id, main)
+    for token in (unsub_token, expired, good[:-2], good.replace(".", ".x"), "garbage"):
+        assert web.http.get(f"/confirm/{token}").status_code == 400
+        assert web.http.post(f"/confirm/{token}").status_code == 400
+    assert web.store.get_by_id(sub.id).status is Status.PENDING
+    assert web.http.post(f"/confirm/{good}").status_code == 200
+    assert web.store.get_by_id(sub.id).status is Status.SUBSCRIBED
