@@ -62,6 +62,12 @@ def test_topic_and_https_subscription(template):
     props = sub["Properties"]
     assert props["Protocol"] == "https" and props["RawMessageDelivery"] is False
     assert all("/webhooks/ses" in str(branch) for branch in props["Endpoint"]["Fn::If"][1:])
+    # SNS paces deliveries below the API's throttle (a throttled event would be retried, then lost).
+    pace = props["DeliveryPolicy"]["throttlePolicy"]["maxReceivesPerSecond"]
+    [stage] = resources(template, "AWS::ApiGatewayV2::Stage")
+    assert pace < stage["Properties"]["DefaultRouteSettings"]["ThrottlingRateLimit"]
+    retry = props["DeliveryPolicy"]["healthyRetryPolicy"]
+    assert retry["numRetries"] >= retry["numMinDelayRetries"] + retry["numMaxDelayRetries"] + retry["numNoDelayRetries"]
     [policy] = resources(template, "AWS::SNS::TopicPolicy")
     [stmt] = policy["Properties"]["PolicyDocument"]["Statement"]
     assert stmt["Principal"] == {"Service": "ses.amazonaws.com"} and stmt["Action"] == "SNS:Publish"
