@@ -29,6 +29,12 @@ DESTINATION_NAME = "twir-mail-feedback"
 EVENT_TYPES = ("bounce", "complaint", "delivery", "reject", "deliveryDelay")
 POLICY_SID = "TwirMailSesPublish"
 WEBHOOK_PATH = "/webhooks/ses"
+# As in deploy/aws/template.yaml: SNS paces itself and retries for about an hour, not dropping events.
+DELIVERY_POLICY = {
+    "healthyRetryPolicy": {"minDelayTarget": 1, "maxDelayTarget": 60, "numRetries": 60, "numNoDelayRetries": 0,
+                           "numMinDelayRetries": 3, "numMaxDelayRetries": 40, "backoffFunction": "exponential"},
+    "throttlePolicy": {"maxReceivesPerSecond": 50},
+}
 
 
 @dataclass
@@ -245,7 +251,8 @@ def _subscription(sns, arn: str | None, endpoint: str, shown: str, dry_run: bool
     if dry_run:
         return Step(subject, "would create")
     sns.subscribe(TopicArn=arn, Protocol="https", Endpoint=endpoint,
-                  Attributes={"RawMessageDelivery": "false"}, ReturnSubscriptionArn=True)
+                  Attributes={"RawMessageDelivery": "false", "DeliveryPolicy": json.dumps(DELIVERY_POLICY)},
+                  ReturnSubscriptionArn=True)
     return Step(subject, "created", "SNS now posts a SubscriptionConfirmation the web app confirms")
 
 

@@ -66,6 +66,7 @@ def test_topic_and_https_subscription(template):
     pace = props["DeliveryPolicy"]["throttlePolicy"]["maxReceivesPerSecond"]
     [stage] = resources(template, "AWS::ApiGatewayV2::Stage")
     assert pace < stage["Properties"]["DefaultRouteSettings"]["ThrottlingRateLimit"]
+    assert props["DeliveryPolicy"] == sesadmin.DELIVERY_POLICY  # `ses setup --subscribe-webhook` uses the same
     retry = props["DeliveryPolicy"]["healthyRetryPolicy"]
     assert retry["numRetries"] >= retry["numMinDelayRetries"] + retry["numMaxDelayRetries"] + retry["numNoDelayRetries"]
     [policy] = resources(template, "AWS::SNS::TopicPolicy")

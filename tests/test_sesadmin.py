@@ -68,6 +68,7 @@ def test_setup_creates_everything(moto, aws_settings):
     assert (protocol, endpoint) == ("https", "https://mail.example.org/webhooks/ses")
     sub = moto.client("sns").get_subscription_attributes(SubscriptionArn=sub_arn)["Attributes"]
     assert sub.get("RawMessageDelivery", "false") == "false"
+    assert json.loads(sub["DeliveryPolicy"]) == sesadmin.DELIVERY_POLICY
     assert any("webhook.topic_arns" in n for n in report.notes)
 
 
