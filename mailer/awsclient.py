@@ -23,10 +23,11 @@ def client(settings: Settings, service: str):
 
     # Fail fast on an unreachable endpoint instead of botocore's long default retries.
     config = Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 2, "mode": "standard"})
-    return boto3.session.Session().client(
-        service, region_name=settings.ses.region or None,
-        endpoint_url=settings.ses.endpoint_url or None, config=config,
-    )
+    with aws_errors(f"AWS {service} client"):
+        return boto3.session.Session().client(
+            service, region_name=settings.ses.region or None,
+            endpoint_url=settings.ses.endpoint_url or None, config=config,
+        )
 
 
 def error_code(exc: Exception) -> str:

@@ -81,3 +81,11 @@ def test_subscribe_needs_https_base_url(run_cli, ses_env):
     res = run_cli("ses", "setup", "--subscribe-webhook", env=dict(ses_env, TWIR_MAIL_WEB_BASE_URL="http://127.0.0.1:8000"))
     assert res.code == 2
     assert "web.base_url must be https://" in one_error_line(res.err)
+
+
+def test_no_region_is_one_line(run_cli, moto, monkeypatch):
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    res = run_cli("ses", "status", env={"TWIR_MAIL_SES_REGION": "", "AWS_CONFIG_FILE": "/nonexistent"})
+    assert res.code == 1
+    assert "no AWS region: set ses.region" in one_error_line(res.err)
