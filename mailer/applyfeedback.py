@@ -56,12 +56,18 @@ def apply_notification(store, settings: Settings, sns_message_id: str, events: l
     if not claim(store.engine, sns_message_id, now):
         return False
     try:
-        for event in events:
-            apply_event(store, settings, event, now)
+        apply_events(store, settings, events, now)
     except BaseException:
         release(store.engine, sns_message_id)
         raise
     return True
+
+
+def apply_events(store, settings: Settings, events: list[SesEvent], now: dt.datetime | None = None) -> None:
+    """Apply events without SNS de-duplication (callers that have their own, e.g. a queue consumer)."""
+    now = now or _now()
+    for event in events:
+        apply_event(store, settings, event, now)
 
 
 def apply_event(store, settings: Settings, event: SesEvent, now: dt.datetime) -> None:

@@ -83,3 +83,36 @@ def test_unsubscribe_from_a_rendered_issue_on_a_phone(live, browser, draft, tmp_
     button = page.get_by_role("button", name="Subscribe again").bounding_box()
     assert button["height"] >= 44  # a comfortable tap target
     context.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_subscribe_and_confirm_on_a_phone(start_web, browser, tmp_path):
+    from mailer.transport import OutboxTransport
+
+    outbox = OutboxTransport(tmp_path / "outbox")
+    live = start_web(transport=outbox)
+    context = browser.new_context(viewport={"width": 375, "height": 740}, java_script_enabled=False,
+                                  device_scale_factor=2, is_mobile=True)
+    page = context.new_page()
+    page.goto(f"{live.url}/subscribe")
+    shot(page, tmp_path, "subscribe-375.png")
+    trap = page.locator("#website").bounding_box()  # the honeypot is off-screen for people
+    assert trap is None or trap["x"] + trap["width"] <= 0
+    page.get_by_label("Email address").fill("phone.reader@example.com")
+    page.get_by_role("button", name="Subscribe").click()
+    page.wait_for_load_state()
+    assert page.locator("h1").inner_text() == "Check your inbox"
+    [eml] = list(outbox.dir.glob("*.eml"))
+    msg = email.message_from_bytes(eml.read_bytes(), policy=policy.default)
+    link = re.search(r"http://\S+/confirm/\S+", msg.get_body(("plain",)).get_content()).group(0)
+    page.goto(link)
+    shot(page, tmp_path, "confirm-375.png")
+    page.get_by_role("button", name="Confirm subscription").click()
+    page.wait_for_load_state()
+    assert page.locator("h1").inner_text() == "You are subscribed"
+    assert live.store.get("phone.reader@example.com").status is Status.SUBSCRIBED
+    page.goto(f"{live.url}/unsubscribe/forged.token")
+    assert page.locator("h1").inner_text() == "This link is not valid"
+    shot(page, tmp_path, "invalid-375.png")
+    context.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import subprocess
 import sys
@@ -21,31 +22,56 @@ from tests.fixtures.web import free_port
 SECRET = "lambda-test-secret-0123456789"
 
 
-def test_serve_runs_the_app(workdir):
+@contextlib.contextmanager
+def serving(workdir, *args: str, config: str = ""):
+    """`twir-mail serve ARGS` in a subprocess; yields (base URL, output) once /healthz answers;
+    output["err"] holds its stderr after the block."""
     port = free_port()
-    (workdir / "twir-mail.toml").write_text(f'[web]\nbase_url = "http://127.0.0.1:{port}"\n')
+    (workdir / "twir-mail.toml").write_text(f'[web]\nbase_url = "http://127.0.0.1:{port}"\n{config}')
     env = {k: v for k, v in os.environ.items() if not k.startswith("TWIR_MAIL_")}
     env["PYTHONPATH"] = str(ROOT)
-    proc = subprocess.Popen([sys.executable, "-m", "mailer", "serve", "--host", "127.0.0.1", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "mailer", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
                             cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    output: dict = {}
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
                 break
             except OSError:
                 assert proc.poll() is None, proc.stderr.read()
                 assert time.monotonic() < deadline, "serve did not start"
                 time.sleep(0.1)
-        assert body == b"ok\n"
-        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/subscribe", timeout=5).read().decode()
-        assert 'name="email"' in page
-        assert (workdir / "twir-mail.db").exists()  # the embedded SQLite was created and upgraded
+        yield f"http://127.0.0.1:{port}", output
     finally:
         proc.terminate()
-        _, err = proc.communicate(timeout=15)
-    assert f"serving on http://127.0.0.1:{port}" in err and "Traceback" not in err
+        output["err"] = proc.communicate(timeout=15)[1]
+
+
+def test_serve_runs_the_app(workdir):
+    with serving(workdir) as (url, output):
+        assert urllib.request.urlopen(f"{url}/healthz", timeout=5).read() == b"ok\n"
+        page = urllib.request.urlopen(f"{url}/subscribe", timeout=5).read().decode()
+        assert 'name="email"' in page
+        assert (workdir / "twir-mail.db").exists()  # the embedded SQLite was created and upgraded
+    assert f"serving on {url}" in output["err"] and "Traceback" not in output["err"]
+
+
+@pytest.mark.parametrize("trusted", [False, True])
+def test_forwarded_for_is_trusted_only_from_the_named_proxy(workdir, trusted):
+    import httpx
+
+    args = ["--forwarded-allow-ips", "127.0.0.1"] if trusted else []
+    with serving(workdir, *args, config="subscribe_rate_per_hour = 1\n") as (url, _):
+        def subscribe(addr, client_ip):
+            return httpx.post(f"{url}/subscribe", data={"email": addr},
+                              headers={"X-Forwarded-For": client_ip}).status_code
+
+        assert subscribe("a@example.com", "198.51.100.1") == 200
+        assert subscribe("b@example.com", "198.51.100.1") == 429
+        # Another client behind the proxy has its own allowance; a direct caller cannot fake one.
+        assert subscribe("c@example.com", "198.51.100.2") == (200 if trusted else 429)
 
 
 def test_serve_reports_an_unreachable_database_in_one_line(run_cli):
@@ -98,3 +124,19 @@ def test_lambda_handler_one_click(lambda_env):
     forged = aws_lambda.handler(api_event("POST", f"/unsubscribe/{token[:-3]}", b"List-Unsubscribe=One-Click",
                                           "application/x-www-form-urlencoded"), None)
     assert forged["statusCode"] == 400
+
+
+def test_database_down_is_a_503_page(settings):
+    import httpx
+
+    from mailer.config import with_overrides
+    from mailer.web import create_app
+    from tests.fixtures.web import serve
+
+    s = with_overrides(settings, database={"url": "postgresql://postgres@127.0.0.1:1/nothing"})
+    token = Signer(s.secret_key).unsubscribe_token(1, 1)
+    port = free_port()
+    with serve(create_app(s), port) as url:
+        assert httpx.get(f"{url}/healthz").status_code == 200
+        r = httpx.post(f"{url}/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"})
+    assert r.status_code == 503 and "Temporarily unavailable" in r.text and "Traceback" not in r.text

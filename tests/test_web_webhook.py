@@ -189,3 +189,15 @@ def test_basic_auth(start_web, db_settings, sns_signer):
     assert live.store.get_by_id(sub.id).status is Status.SUBSCRIBED
     assert post(live, doc, auth=("sns", "s3cret-pw")).status_code == 200
     assert live.store.get_by_id(sub.id).status is Status.COMPLAINED
+
+
+def test_failed_subscription_confirmation_is_502_so_sns_retries(start_web, sns_signer):
+    def fetch(url: str) -> bytes:
+        if "ConfirmSubscription" in url:
+            raise ConnectionResetError("peer went away")
+        return sns_signer.fetch(url)
+
+    live = start_web(sns_fetcher=fetch)
+    doc = sns_signer.confirmation("https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=x")
+    r = post(live, doc, headers={**HEADERS, "x-amz-sns-message-type": "SubscriptionConfirmation"})
+    assert r.status_code == 502 and "Traceback" not in r.text

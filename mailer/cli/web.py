@@ -10,8 +10,11 @@ import click
 @click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port (default: [web] port).")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Worker processes.")
+@click.option("--forwarded-allow-ips", default=None, metavar="IPS",
+              help="Behind a reverse proxy: its address(es), comma-separated; X-Forwarded-For from them "
+                   "gives the client address (used by the subscribe rate limit).")
 @click.pass_obj
-def serve(ctx, host: str | None, port: int | None, workers: int) -> None:
+def serve(ctx, host: str | None, port: int | None, workers: int, forwarded_allow_ips: str | None) -> None:
     """Serve the web app (unsubscribe, subscribe, /webhooks/ses) with uvicorn."""
     import uvicorn
 
@@ -24,6 +27,8 @@ def serve(ctx, host: str | None, port: int | None, workers: int) -> None:
     host = host or settings.web.host
     port = settings.web.port if port is None else port
     click.echo(f"serving on http://{host}:{port} (public URL {settings.web.base_url})", err=True)
+    # Without a trusted proxy, X-Forwarded-For is ignored: anyone could forge it.
+    proxy = {"proxy_headers": bool(forwarded_allow_ips), "forwarded_allow_ips": forwarded_allow_ips or None}
     if workers > 1:
         # Each worker process builds its own app from the same config.
         import os
@@ -31,9 +36,9 @@ def serve(ctx, host: str | None, port: int | None, workers: int) -> None:
         if settings.config_path:
             os.environ["TWIR_MAIL_CONFIG"] = str(settings.config_path)
         uvicorn.run("mailer.web.aws_lambda:asgi_app", factory=True, host=host, port=port, workers=workers,
-                    log_level="warning", proxy_headers=False)
+                    log_level="warning", **proxy)
     else:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", proxy_headers=False)
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", **proxy)
 
 
 def register(cli: click.Group) -> None:
