@@ -27,6 +27,9 @@ ENV_SPECIAL = {"TWIR_MAIL_CONFIG", "TWIR_MAIL_SECRET_KEY", "TWIR_MAIL_SMTP_PASSW
 DEV_SECRET = "dev-insecure-secret-change-me"
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# email_templates/ at the top of a checkout; installed wheels carry it as mailer/email_templates.
+TEMPLATES_DIR = next((p for p in (REPO_ROOT / "email_templates", Path(__file__).resolve().parent / "email_templates")
+                      if p.is_dir()), REPO_ROOT / "email_templates")
 
 
 def _doc(text: str, default: Any = None, **kw) -> Any:
@@ -186,7 +189,7 @@ class Settings:
 
     @property
     def templates_dir(self) -> Path:
-        return self.path(self.render.templates_dir) if self.render.templates_dir else REPO_ROOT / "email_templates"
+        return self.path(self.render.templates_dir) if self.render.templates_dir else TEMPLATES_DIR
 
     @property
     def has_real_secret(self) -> bool:

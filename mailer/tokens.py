@@ -41,7 +41,12 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    # base64 has several spellings of the same bytes (padding, stray low bits):
+    # accept only the one we issue, so a token has exactly one valid form.
+    if _b64(data) != text:
+        raise ValueError("non-canonical base64")
+    return data
 
 
 class Signer:

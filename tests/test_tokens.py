@@ -56,3 +56,19 @@ def test_tampered_tokens_are_rejected(mangle):
 def test_arbitrary_text_never_verifies_or_crashes(text):
     with pytest.raises(TokenError):
         Signer(SECRET).verify(text, UNSUBSCRIBE)
+
+
+def test_only_the_issued_spelling_verifies():
+    from mailer.tokens import Signer, UNSUBSCRIBE
+    signer = Signer("s" * 32)
+    token = signer.unsubscribe_token(42, 1)
+    assert signer.verify(token, UNSUBSCRIBE).subscriber_id == 42
+    body, tag = token.split(".")
+    last = tag[-1]
+    # Same decoded bytes, other spellings: padding added, or unused low bits flipped.
+    variants = [token + "=", token + "==", f"{body}.{tag}="]
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    variants += [f"{body}.{tag[:-1]}{c}" for c in alphabet if c != last]
+    for v in variants:
+        with pytest.raises(TokenError):
+            signer.verify(v, UNSUBSCRIBE)

@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 import jinja2
 from starlette.responses import HTMLResponse
 
-from ..config import REPO_ROOT, Settings
+from ..config import TEMPLATES_DIR, Settings
 
-BUNDLED = REPO_ROOT / "email_templates" / "pages"
+BUNDLED = TEMPLATES_DIR / "pages"
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
                                "frame-ancestors 'none'; base-uri 'none'",
