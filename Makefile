@@ -1,5 +1,5 @@
 # twir-mail developer entry points.
-#   make demo   render the example issue (and send it to the preview list through the local outbox)
+#   make demo   check, render and send the example issue (preview list, then main) through the local outbox
 #   make test   install test dependencies and run the whole test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -30,8 +30,10 @@ demo: install
 test: install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Each script prints its figures; `make bench BENCH=render` runs one.
+BENCH ?= render import send web lambda_cold_start
 bench: install-test
-	$(BIN)/python bench/render.py
+	@for b in $(BENCH); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; done
 
 clean:
 	rm -rf build examples/build examples/outbox examples/twir-mail.db* .pytest_cache
