@@ -138,6 +138,8 @@ def test_iter_and_count_filter_by_status_and_stream_pages(store, monkeypatch):
 def test_bad_reason_and_unknown_id(store):
     with pytest.raises(SubscriberError, match="reason"):
         store.add("r@example.com", reason="x" * 40)
+    with pytest.raises(SubscriberError, match="name longer than 200"):
+        store.add("r@example.com", name="n" * 201)
     with pytest.raises(SubscriberError, match="no subscriber with id 999"):
         store.set_status(999, Status.UNSUBSCRIBED, reason="cli")
 
