@@ -203,3 +203,21 @@ def test_fast_path_agrees_on_edge_cases(address):
             normalize(address)
     else:
         assert normalize(address) == expected
+
+
+def test_public_transaction_commits_or_rolls_back(store):
+    import sqlalchemy as sa
+    from mailer.store.schema import lists
+
+    with store.transaction() as conn:
+        conn.execute(lists.insert().values(name="extra", created_at=dt.datetime.now(dt.timezone.utc)))
+    assert "extra" in store.list_names()
+    with pytest.raises(RuntimeError):
+        with store.transaction() as conn:
+            conn.execute(sa.delete(lists).where(lists.c.name == "extra"))
+            raise RuntimeError("boom")
+    assert "extra" in store.list_names()
+    with pytest.raises(StoreError, match="database error: ") as info:
+        with store.transaction() as conn:
+            conn.execute(lists.insert().values(name="main", created_at=dt.datetime.now(dt.timezone.utc)))
+    assert "\n" not in str(info.value)
