@@ -110,6 +110,11 @@ def test_errors_are_one_line(run_cli, args, message):
     assert one_line_error(run_cli(*args)).startswith(message)
 
 
+def test_export_to_a_missing_folder_is_one_line(run_cli):
+    assert one_line_error(run_cli("subscribers", "export", "-o", "nope/out.csv")) == (
+        "error: nope/out.csv: cannot write export: No such file or directory")
+
+
 def test_import_file_errors_name_file_and_line(run_cli, workdir):
     (workdir / "in.csv").write_text("address\nx@example.com\n")
     assert one_line_error(run_cli("subscribers", "import", "in.csv")) == (

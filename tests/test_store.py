@@ -138,6 +138,8 @@ def test_iter_and_count_filter_by_status_and_stream_pages(store, monkeypatch):
 def test_bad_reason_and_unknown_id(store):
     with pytest.raises(SubscriberError, match="reason"):
         store.add("r@example.com", reason="x" * 40)
+    with pytest.raises(SubscriberError, match="name longer than 200"):
+        store.add("r@example.com", name="n" * 201)
     with pytest.raises(SubscriberError, match="no subscriber with id 999"):
         store.set_status(999, Status.UNSUBSCRIBED, reason="cli")
 
@@ -201,3 +203,21 @@ def test_fast_path_agrees_on_edge_cases(address):
             normalize(address)
     else:
         assert normalize(address) == expected
+
+
+def test_public_transaction_commits_or_rolls_back(store):
+    import sqlalchemy as sa
+    from mailer.store.schema import lists
+
+    with store.transaction() as conn:
+        conn.execute(lists.insert().values(name="extra", created_at=dt.datetime.now(dt.timezone.utc)))
+    assert "extra" in store.list_names()
+    with pytest.raises(RuntimeError):
+        with store.transaction() as conn:
+            conn.execute(sa.delete(lists).where(lists.c.name == "extra"))
+            raise RuntimeError("boom")
+    assert "extra" in store.list_names()
+    with pytest.raises(StoreError, match="database error: ") as info:
+        with store.transaction() as conn:
+            conn.execute(lists.insert().values(name="main", created_at=dt.datetime.now(dt.timezone.utc)))
+    assert "\n" not in str(info.value)

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from . import pass_ctx
-from ..errors import SubscriberError
+from ..errors import SubscriberError, TwirMailError
 from ..models import Status
 
 STATUSES = click.Choice([s.value for s in Status])
@@ -169,16 +169,23 @@ def export(ctx, list_name, status, output) -> None:
         if not output:
             _write_csv(sys.stdout, rows)
             return
-        target = Path(output)
-        fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-                n = _write_csv(fh, rows)
-            os.replace(tmp, target)  # never a half-written export
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        n = _export_to(Path(output), rows)
     click.echo(f"exported {n} subscribers to {output}", err=True)
+
+
+def _export_to(target: Path, rows) -> int:
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+            n = _write_csv(fh, rows)
+        os.replace(tmp, target)  # never a half-written export
+        return n
+    except OSError as exc:
+        raise TwirMailError(f"cannot write export: {exc.strerror}", path=target) from None
+    finally:
+        if tmp and os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def _write_csv(fh, rows) -> int:

@@ -102,6 +102,14 @@ class StoreBase:
         except sa.exc.DBAPIError as exc:
             raise db_error(exc) from None
 
+    def transaction(self, *, write: bool = True):
+        """``with store.transaction() as conn:`` for other modules' tables (campaigns, deliveries...).
+
+        Driver errors become one-line StoreErrors; ``write=True`` takes SQLite's write lock
+        up front, so concurrent writers queue (busy timeout) instead of failing.
+        """
+        return self._tx(write)
+
     def _write(self):
         return self._tx(True)
 

@@ -69,6 +69,9 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
         cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")  # durable across app crashes; WAL keeps it consistent
+        # 32 MB page cache (default 2 MB): the address indexes are random-keyed (HMAC), so big
+        # imports touch pages all over them; measured ~1.5x faster at 400k rows.
+        cur.execute("PRAGMA cache_size=-32768")
         cur.close()
 
     @sa.event.listens_for(engine, "begin")

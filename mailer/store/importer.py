@@ -21,7 +21,7 @@ from .addresses import normalize
 from .engine import utcnow
 from .schema import history, list_members, subscribers as S
 from .sources import Row, detect_format, read_rows
-from .writes import Store, history_row, target_status
+from .writes import NAME_MAX, Store, history_row, target_status
 
 BATCH = 2000  # rows per transaction: fewer commits, still a short write lock (~0.1 s)
 MAX_MESSAGES = 1000  # bad-row messages kept in the report (all are passed to on_bad)
@@ -103,7 +103,7 @@ def _validate(store: Store, row: Row, bad) -> _Item | None:
     except SubscriberError as exc:
         bad(row, exc.message)
         return None
-    name = row.name[:200] if row.name else None
+    name = row.name[:NAME_MAX] if row.name else None  # long Mailchimp names are cut, not rejected
     return _Item(display, norm, store.email_hash(norm), name, row.status, row.detail)
 
 

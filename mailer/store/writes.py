@@ -18,6 +18,7 @@ from .engine import utcnow
 from .schema import deliveries, feedback_events, history, list_members, subscribers as S
 
 REASON_MAX = 32
+NAME_MAX = 200  # schema: subscribers.name
 
 
 def target_status(old: Status, new: Status, resubscribe: bool = False) -> Status | None:
@@ -62,6 +63,8 @@ class Store(StoreBase):
         display, norm = normalize(email)
         digest, status, reason = self.email_hash(norm), Status(status), check_reason(reason)
         name = (name or "").strip() or None
+        if name and len(name) > NAME_MAX:
+            raise SubscriberError(f"name longer than {NAME_MAX} characters", address=display)
         for _ in range(3):  # PostgreSQL: a concurrent insert of the same address means: look again
             with self._write() as conn:
                 list_id, now = self.list_id(list_name, conn), utcnow()
