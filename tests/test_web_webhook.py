@@ -162,6 +162,11 @@ def test_message_object_and_header_mismatch_are_400(live, sns_signer):
     assert post(live, dict(good, Message=ses("bounce-identity"))).status_code == 400
     assert post(live, good, headers={**HEADERS, "x-amz-sns-message-type": "SubscriptionConfirmation"}).status_code == 400
     assert post(live, b"x" * (300 * 1024)).status_code == 413
+    assert post(live, b"[" * 100_000 + b"]" * 100_000).status_code == 400
+    # malformed is 400 even when the topic is unknown too (shape is checked before the 403 checks)
+    assert post(live, dict(good, Message=5, TopicArn="arn:aws:sns:us-east-1:1:other")).status_code == 400
+    for cert in ("https://sns.us-east-1.amazonaws.com:abc/c.pem", "https://sns.s3-external-1.amazonaws.com/c.pem"):
+        assert post(live, dict(good, SigningCertURL=cert)).status_code == 403
     assert_nothing_changed(live, sub)
 
 
