@@ -196,6 +196,15 @@ def test_basic_auth(start_web, db_settings, sns_signer):
     assert live.store.get_by_id(sub.id).status is Status.COMPLAINED
 
 
+def test_basic_auth_user_without_password_refuses_everything(start_web, sns_signer):
+    live = start_web(sns_fetcher=sns_signer.fetch, basic_auth_user="sns")  # no TWIR_MAIL_WEBHOOK_PASSWORD
+    sub, _ = live.add("angry@example.com")
+    doc = sns_signer.notification(ses("complaint-event"))
+    for auth in (None, ("sns", ""), ("sns", "x")):
+        assert post(live, doc, auth=auth).status_code == 401
+    assert live.store.get_by_id(sub.id).status is Status.SUBSCRIBED
+
+
 def test_failed_subscription_confirmation_is_502_so_sns_retries(start_web, sns_signer):
     def fetch(url: str) -> bytes:
         if "ConfirmSubscription" in url:
