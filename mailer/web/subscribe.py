@@ -9,6 +9,7 @@ A suppressed address comes back only by confirming from its own mailbox.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import logging
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -33,7 +34,19 @@ WINDOW = dt.timedelta(hours=1)
 
 
 def client_of(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The rate-limit key of the client: its IPv4 address, or its IPv6 /64.
+
+    One IPv6 user (a home line, a cloud VM) holds a whole /64; limiting each of
+    its 2**64 addresses separately would be no limit at all.
+    """
+    host = request.client.host if request.client else "unknown"
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if ip.version == 6 and ip.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(getattr(ip, "ipv4_mapped", None) or ip)
 
 
 def answer(svc: Services, outcome: str):
