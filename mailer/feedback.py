@@ -29,7 +29,10 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from .config import Settings
 from .errors import WebhookError
 
-SNS_HOST = re.compile(r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")
+# The middle label must look like a region (us-east-1, us-gov-west-1, cn-north-1): a looser
+# pattern also admits S3 virtual-hosted bucket hosts such as sns.s3-external-1.amazonaws.com,
+# whose content belongs to whoever owns the bucket "sns".
+SNS_HOST = re.compile(r"sns\.[a-z]{2}(?:-[a-z]+)+-[0-9]+\.amazonaws\.com(?:\.cn)?")
 NOTIFICATION_FIELDS = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
 CONFIRMATION_FIELDS = ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type")
 MESSAGE_TYPES = ("Notification", "SubscriptionConfirmation", "UnsubscribeConfirmation")
@@ -53,14 +56,28 @@ def parse_sns_body(body: bytes) -> dict:
         raise WebhookError("body too large", status=413)
     try:
         doc = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: [[[[...]]]]
         raise WebhookError("body is not JSON", status=400) from None
     if not isinstance(doc, dict) or doc.get("Type") not in MESSAGE_TYPES:
         raise WebhookError("not an SNS message", status=400)
     for key in ("MessageId", "TopicArn", "Timestamp", "Signature", "SigningCertURL", "SignatureVersion"):
         if not isinstance(doc.get(key), str):
             raise WebhookError(f"SNS message without {key}", status=400)
+    string_to_sign(doc)  # the signed fields present and strings: a 400 before any 403
     return doc
+
+
+def sns_url(url: str) -> tuple[str, str] | None:
+    """(origin, path) of an https URL on an SNS host (default port, no user info), else None."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # ValueError for ":abc" or ":99999"
+    except ValueError:  # also netlocs that NFKC-normalise to '@', '/', ... (a fullwidth '@')
+        return None
+    if (parts.scheme != "https" or port not in (None, 443) or "@" in parts.netloc
+            or not SNS_HOST.fullmatch(parts.hostname or "")):
+        return None
+    return f"{parts.scheme}://{parts.netloc}", parts.path
 
 
 def string_to_sign(doc: dict) -> bytes:
@@ -91,16 +108,18 @@ class SnsVerifier:
 
     def check_cert_url(self, url: str) -> str:
         """Return the URL to fetch the certificate from, or refuse (403)."""
-        parts = urlsplit(url)
-        origin = f"{parts.scheme}://{parts.netloc}"
-        if self.test_origin and origin == self.test_origin:
+        if self._test_origin_of(url):
             return url
-        if parts.scheme != "https" or not SNS_HOST.match(parts.hostname or "") or parts.port not in (None, 443):
+        found = sns_url(url)
+        if found is None:
             raise WebhookError("signing certificate not from an SNS host")
-        if not parts.path.endswith(".pem"):
+        if not found[1].endswith(".pem"):
             raise WebhookError("signing certificate URL is not a .pem")
         # Tests only: the emulator serves the same path the real host would.
-        return f"{self.test_origin}{parts.path}" if self.test_origin else url
+        return f"{self.test_origin}{found[1]}" if self.test_origin else url
+
+    def _test_origin_of(self, url: str) -> bool:
+        return bool(self.test_origin) and (url == self.test_origin or url.startswith(self.test_origin + "/"))
 
     def _public_key(self, url: str) -> rsa.RSAPublicKey:
         fetch_url = self.check_cert_url(url)
@@ -143,13 +162,9 @@ class SnsVerifier:
         return doc
 
     def check_subscribe_url(self, url: str) -> str:
-        parts = urlsplit(url)
-        origin = f"{parts.scheme}://{parts.netloc}"
-        if self.test_origin and origin == self.test_origin:
+        if self._test_origin_of(url) or sns_url(url) is not None:
             return url
-        if parts.scheme != "https" or not SNS_HOST.match(parts.hostname or ""):
-            raise WebhookError("SubscribeURL not on an SNS host")
-        return url
+        raise WebhookError("SubscribeURL not on an SNS host")
 
 
 # -- SES events ---------------------------------------------------------------

@@ -73,6 +73,17 @@ def test_signature_by_another_key_fails(verifier, sns_signer):
     "https://s3.amazonaws.com/x.pem",
     "https://sns.us-east-1.amazonaws.com/x.txt",
     "file:///etc/passwd",
+    # S3 virtual-hosted buckets named "sns": anyone's content under amazonaws.com
+    "https://sns.s3-external-1.amazonaws.com/x.pem",
+    "https://sns.s3-accelerate.amazonaws.com/x.pem",
+    "https://sns.s3-us-west-2.amazonaws.com/x.pem",
+    "https://sns.s3.amazonaws.com/x.pem",
+    # user info, unparsable ports, a fullwidth '@' (urlsplit raises ValueError on these)
+    "https://evil.com@sns.us-east-1.amazonaws.com/x.pem",
+    "https://sns.us-east-1.amazonaws.com:abc/x.pem",
+    "https://sns.us-east-1.amazonaws.com:99999/x.pem",
+    "https://sns.us-east-1.amazonaws.com\uff20evil.com/x.pem",
+    "https://sns.us-east-1.amazonaws.com./x.pem",
 ])
 def test_certificate_from_elsewhere_is_refused_without_fetching(verifier, sns_signer, url):
     doc = sns_signer.notification("x", cert_url=url)
@@ -82,9 +93,23 @@ def test_certificate_from_elsewhere_is_refused_without_fetching(verifier, sns_si
     assert sns_signer.fetched == []
 
 
-def test_china_regions_are_accepted(verifier, sns_signer):
-    doc = sns_signer.notification("x", cert_url="https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-x.pem")
+@pytest.mark.parametrize("host", ["sns.cn-north-1.amazonaws.com.cn", "sns.us-gov-west-1.amazonaws.com",
+                                  "sns.ap-southeast-4.amazonaws.com", "SNS.EU-WEST-1.AMAZONAWS.COM:443"])
+def test_china_govcloud_and_other_regions_are_accepted(verifier, sns_signer, host):
+    doc = sns_signer.notification("x", cert_url=f"https://{host}/SimpleNotificationService-x.pem")
     verifier.verify(doc)
+
+
+@pytest.mark.parametrize("url", [
+    "https://sns.s3-external-1.amazonaws.com/?Action=ConfirmSubscription",
+    "https://x@sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription",
+    "https://sns.us-east-1.amazonaws.com:8443/?Action=ConfirmSubscription",
+    "https://sns.us-east-1.amazonaws.com:bad/?Action=ConfirmSubscription",
+])
+def test_subscribe_url_needs_the_same_sns_host(verifier, url):
+    with pytest.raises(WebhookError) as info:
+        verifier.check_subscribe_url(url)
+    assert info.value.status == 403
 
 
 def test_unknown_topic_is_refused_before_fetching(verifier, sns_signer):
@@ -120,6 +145,7 @@ def test_test_origin_redirects_fetch_only_when_set(settings, sns_signer):
 @pytest.mark.parametrize("raw", [
     b"", b"not json", b"[]", b'{"Type": "Other"}', b"\xff\xfe",
     b'{"Type": "Notification", "MessageId": 5}', b'{"Type": "Notification"}',
+    b"[" * 100_000 + b"]" * 100_000,  # RecursionError in json
 ])
 def test_malformed_bodies_are_400(raw):
     with pytest.raises(WebhookError) as info:

@@ -6,6 +6,7 @@ import email
 import os
 import re
 import shutil
+import time
 from email import policy
 from pathlib import Path
 
@@ -103,6 +104,9 @@ def test_subscribe_and_confirm_on_a_phone(start_web, browser, tmp_path):
     page.get_by_role("button", name="Subscribe").click()
     page.wait_for_load_state()
     assert page.locator("h1").inner_text() == "Check your inbox"
+    deadline = time.monotonic() + 10  # the mail goes out just after the answer
+    while not list(outbox.dir.glob("*.eml")) and time.monotonic() < deadline:
+        time.sleep(0.02)
     [eml] = list(outbox.dir.glob("*.eml"))
     msg = email.message_from_bytes(eml.read_bytes(), policy=policy.default)
     link = re.search(r"http://\S+/confirm/\S+", msg.get_body(("plain",)).get_content()).group(0)

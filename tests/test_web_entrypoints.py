@@ -74,6 +74,21 @@ def test_forwarded_for_is_trusted_only_from_the_named_proxy(workdir, trusted):
         assert subscribe("c@example.com", "198.51.100.2") == (200 if trusted else 429)
 
 
+def test_ipv6_clients_are_limited_per_64(workdir):
+    import httpx
+
+    with serving(workdir, "--forwarded-allow-ips", "127.0.0.1", config="subscribe_rate_per_hour = 1\n") as (url, _):
+        def subscribe(addr, client_ip):
+            return httpx.post(f"{url}/subscribe", data={"email": addr},
+                              headers={"X-Forwarded-For": client_ip}).status_code
+
+        assert subscribe("a@example.com", "2001:db8:0:1::1") == 200
+        # Another address of the same /64 is the same client: no fresh allowance.
+        assert subscribe("b@example.com", "2001:db8:0:1::2") == 429
+        assert subscribe("c@example.com", "2001:db8:0:1:ffff:1:2:3") == 429
+        assert subscribe("d@example.com", "2001:db8:0:2::1") == 200
+
+
 def test_serve_reports_an_unreachable_database_in_one_line(run_cli):
     r = run_cli("serve", "--port", str(free_port()),
                 env={"TWIR_MAIL_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/nothing"})

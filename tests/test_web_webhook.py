@@ -162,6 +162,11 @@ def test_message_object_and_header_mismatch_are_400(live, sns_signer):
     assert post(live, dict(good, Message=ses("bounce-identity"))).status_code == 400
     assert post(live, good, headers={**HEADERS, "x-amz-sns-message-type": "SubscriptionConfirmation"}).status_code == 400
     assert post(live, b"x" * (300 * 1024)).status_code == 413
+    assert post(live, b"[" * 100_000 + b"]" * 100_000).status_code == 400
+    # malformed is 400 even when the topic is unknown too (shape is checked before the 403 checks)
+    assert post(live, dict(good, Message=5, TopicArn="arn:aws:sns:us-east-1:1:other")).status_code == 400
+    for cert in ("https://sns.us-east-1.amazonaws.com:abc/c.pem", "https://sns.s3-external-1.amazonaws.com/c.pem"):
+        assert post(live, dict(good, SigningCertURL=cert)).status_code == 403
     assert_nothing_changed(live, sub)
 
 
@@ -189,6 +194,15 @@ def test_basic_auth(start_web, db_settings, sns_signer):
     assert live.store.get_by_id(sub.id).status is Status.SUBSCRIBED
     assert post(live, doc, auth=("sns", "s3cret-pw")).status_code == 200
     assert live.store.get_by_id(sub.id).status is Status.COMPLAINED
+
+
+def test_basic_auth_user_without_password_refuses_everything(start_web, sns_signer):
+    live = start_web(sns_fetcher=sns_signer.fetch, basic_auth_user="sns")  # no TWIR_MAIL_WEBHOOK_PASSWORD
+    sub, _ = live.add("angry@example.com")
+    doc = sns_signer.notification(ses("complaint-event"))
+    for auth in (None, ("sns", ""), ("sns", "x")):
+        assert post(live, doc, auth=auth).status_code == 401
+    assert live.store.get_by_id(sub.id).status is Status.SUBSCRIBED
 
 
 def test_failed_subscription_confirmation_is_502_so_sns_retries(start_web, sns_signer):

@@ -4,11 +4,15 @@ The answer to ``POST /subscribe`` is the same whether the address is new,
 pending, subscribed or suppressed, and whether a mail was sent. Requests are
 limited per address (so the form cannot mail-bomb someone) and per client.
 A suppressed address comes back only by confirming from its own mailbox.
+The confirmation is mailed after the answer has gone out, so the time the
+transport takes does not tell which addresses got a mail (i.e. which are
+already subscribed). On Lambda, Mangum returns only once it is sent.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import logging
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -17,6 +21,7 @@ from urllib.parse import parse_qs
 
 import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 
 from ..errors import SubscriberError, TransportError
@@ -33,17 +38,36 @@ WINDOW = dt.timedelta(hours=1)
 
 
 def client_of(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The rate-limit key of the client: its IPv4 address, or its IPv6 /64.
+
+    One IPv6 user (a home line, a cloud VM) holds a whole /64; limiting each of
+    its 2**64 addresses separately would be no limit at all.
+    """
+    host = request.client.host if request.client else "unknown"
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if ip.version == 6 and ip.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(getattr(ip, "ipv4_mapped", None) or ip)
 
 
-def answer(svc: Services, outcome: str):
-    if outcome == "limited":
+Outcome = tuple[str, "tuple[Subscriber, int] | None"]  # (what to answer, whom to mail on which list)
+
+
+def answer(svc: Services, outcome: Outcome):
+    kind, mail = outcome
+    if kind == "limited":
         return svc.pages.message("Too many requests", "Please try again in an hour.", status=429)
-    return svc.pages.message(
+    page = svc.pages.message(
         "Check your inbox",
         "If this address can receive email, we have sent it a link to confirm the subscription.",
         "The link works for 7 days. Nothing changes until you use it.",
     )
+    if mail is not None:
+        page.background = BackgroundTask(send_confirmation, svc, *mail)
+    return page
 
 
 def send_confirmation(svc: Services, sub: Subscriber, list_id: int) -> None:
@@ -66,15 +90,14 @@ def send_confirmation(svc: Services, sub: Subscriber, list_id: int) -> None:
     except TransportError as exc:
         # Same answer either way: the page must not tell which addresses got mail.
         log.warning("confirmation mail to subscriber %s not sent: %s", sub.id, exc)
+    except Exception:  # noqa: BLE001 - runs after the answer: nobody else would see it
+        log.exception("confirmation mail to subscriber %s not sent", sub.id)
 
 
-def request_confirmation(svc: Services, sub: Subscriber, list_id: int, client: str) -> str:
-    """Rate-limit, then send a confirmation link to an existing subscriber."""
+def request_confirmation(svc: Services, sub: Subscriber, list_id: int, client: str) -> Outcome:
+    """Rate-limit, then (after answering) mail a confirmation link to an existing subscriber."""
     outcome = _limit(svc, sub.email_norm, client)
-    if outcome == "ok":
-        send_confirmation(svc, sub, list_id)
-        return "sent"
-    return outcome
+    return ("sent", (sub, list_id)) if outcome == "ok" else (outcome, None)
 
 
 def _limit(svc: Services, norm: str, client: str) -> str:
@@ -87,18 +110,18 @@ def _limit(svc: Services, norm: str, client: str) -> str:
     return "sent" if addr_key in full else "ok"  # the address limit is silent
 
 
-def _subscribe(svc: Services, email: str, honeypot: str, client: str) -> str:
+def _subscribe(svc: Services, email: str, honeypot: str, client: str) -> Outcome:
     from ..store.addresses import normalize
 
     try:
         display, norm = normalize(email)
     except SubscriberError:
-        return "invalid"
+        return "invalid", None
     if honeypot:
-        return "sent"  # a bot: same page, nothing stored or sent
+        return "sent", None  # a bot: same page, nothing stored or sent
     outcome = _limit(svc, norm, client)
     if outcome != "ok":
-        return outcome
+        return outcome, None
     store = svc.store
     sub = store.get(norm)
     if sub is None:
@@ -106,11 +129,10 @@ def _subscribe(svc: Services, email: str, honeypot: str, client: str) -> str:
             sub = store.add(display, list_name="main", source="web", status=Status.PENDING,
                             reason="subscribe-form")
         except SubscriberError:
-            return "sent"  # e.g. a forgotten address the store keeps suppressed
+            return "sent", None  # e.g. a forgotten address the store keeps suppressed
     if sub.status is Status.SUBSCRIBED or sub.email is None:
-        return "sent"
-    send_confirmation(svc, sub, store.list_id("main"))
-    return "sent"
+        return "sent", None
+    return "sent", (sub, store.list_id("main"))
 
 
 async def read_form(request: Request) -> dict[str, str] | None:
@@ -150,7 +172,7 @@ async def submit(request: Request):
         return svc.pages.page("subscribe.html", status=400, action="/subscribe",
                               error="Please enter a valid email address.")
     outcome = await run_in_threadpool(_subscribe, svc, email.strip(), form.get(HONEYPOT, ""), client_of(request))
-    if outcome == "invalid":
+    if outcome[0] == "invalid":
         return svc.pages.page("subscribe.html", status=400, action="/subscribe",
                               error="That does not look like an email address.")
     return answer(svc, outcome)

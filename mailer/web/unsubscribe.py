@@ -64,12 +64,12 @@ async def one_click(request: Request):
     return svc.pages.page("unsubscribed.html", list_title=title, **_urls(svc, token))
 
 
-def _resubscribe(svc: Services, subscriber_id: int, list_id: int, client: str) -> str:
+def _resubscribe(svc: Services, subscriber_id: int, list_id: int, client: str) -> subscribe.Outcome:
     sub = svc.store.get_by_id(subscriber_id)
     if sub is None or sub.email is None:
-        return "sent"  # forgotten: say the same as always, send nothing
+        return "sent", None  # forgotten: say the same as always, send nothing
     if sub.status is Status.SUBSCRIBED:
-        return "sent"
+        return "sent", None
     return subscribe.request_confirmation(svc, sub, list_id, client)
 
 

@@ -33,6 +33,10 @@ def authorised(svc: Services, header: str | None) -> bool:
     user = svc.settings.webhook.basic_auth_user
     if not user:
         return True
+    if not svc.settings.webhook_password:
+        # A user without a password would make "user:" the secret: refuse everything instead.
+        log.error("webhook.basic_auth_user is set but TWIR_MAIL_WEBHOOK_PASSWORD is not: refusing")
+        return False
     expected = f"{user}:{svc.settings.webhook_password}".encode("utf-8")
     scheme, _, value = (header or "").partition(" ")
     try:
