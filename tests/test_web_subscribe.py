@@ -171,3 +171,17 @@ def test_answer_does_not_wait_for_the_mail(start_web, tmp_path):
         assert r.status_code == 200
     assert times["stranger@example.com"] < 0.5, times
     assert [m["To"] for m in mails(slow, count=1)] == ["stranger@example.com"]
+
+
+def test_a_later_complaint_outranks_an_older_confirmation_link(web, outbox):
+    sub, _ = web.add("changed.mind@example.com", status=Status.PENDING)
+    main = web.store.list_id("main")
+    old_link = web.services.signer.make(CONFIRM, sub.id, main, issued_at=int(time.time()) - 3600)
+    web.store.set_status(sub.id, Status.COMPLAINED, reason="ses-complaint")
+    assert web.http.post(f"/confirm/{old_link}").status_code == 400
+    assert web.store.get_by_id(sub.id).status is Status.COMPLAINED
+    # A link mailed after the complaint (the person asked again) still works.
+    fresh = web.services.signer.confirm_token(sub.id, main)
+    time.sleep(1.1)
+    assert web.http.post(f"/confirm/{fresh}").status_code == 200
+    assert web.store.get_by_id(sub.id).status is Status.SUBSCRIBED

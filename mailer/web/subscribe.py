@@ -187,9 +187,13 @@ def _ensure_member(engine: sa.Engine, subscriber_id: int, list_id: int) -> None:
                 list_id=list_id, subscriber_id=subscriber_id, added_at=dt.datetime.now(dt.timezone.utc)))
 
 
-def _confirm(svc: Services, subscriber_id: int, list_id: int) -> bool:
+def _confirm(svc: Services, subscriber_id: int, list_id: int, issued_at: int) -> bool:
     sub = svc.store.get_by_id(subscriber_id)
     if sub is None or sub.email is None:
+        return False
+    # An unsubscribe, bounce or complaint after the link was mailed outranks it:
+    # an old confirmation link must not undo a later "stop".
+    if sub.status.suppressed and sub.updated_at.timestamp() > issued_at + 1:
         return False
     try:
         _ensure_member(svc.store.engine, sub.id, list_id)
@@ -214,7 +218,7 @@ async def confirm_post(request: Request):
     svc: Services = request.app.state.services
     data = svc.check_token(request.path_params["token"], CONFIRM, max_age=CONFIRM_MAX_AGE)
     await drain(request)
-    if data is None or not await svc.run_db(_confirm, svc, data.subscriber_id, data.list_id):
+    if data is None or not await svc.run_db(_confirm, svc, data.subscriber_id, data.list_id, data.issued_at):
         return svc.invalid_link()
     title = await svc.run_db(svc.list_title, data.list_id)
     return svc.pages.message("You are subscribed", f"Welcome to {title}! The next issue will be in your inbox.")
