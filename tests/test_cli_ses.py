@@ -89,3 +89,11 @@ def test_no_region_is_one_line(run_cli, moto, monkeypatch):
     res = run_cli("ses", "status", env={"TWIR_MAIL_SES_REGION": "", "AWS_CONFIG_FILE": "/nonexistent"})
     assert res.code == 1
     assert "no AWS region: set ses.region" in one_error_line(res.err)
+
+
+@pytest.mark.parametrize("command", [("ses", "status"), ("ses", "setup", "--dry-run")])
+def test_malformed_endpoint_url_names_the_setting(run_cli, moto, command):
+    res = run_cli(*command, env={"TWIR_MAIL_SES_ENDPOINT_URL": "127.0.0.1:4566",
+                                 "TWIR_MAIL_SES_CONFIGURATION_SET": "twir-mail"})
+    assert res.code == 2, res.err
+    assert "ses.endpoint_url" in one_error_line(res.err) and "not an http(s) URL" in res.err
