@@ -155,9 +155,10 @@ def subscriber(store, email="reader@example.com"):
     return sub, Signer(SECRET).unsubscribe_token(sub.id, store.list_id("main"))
 
 
-def test_get_unsubscribe_shows_page_and_changes_nothing(handler, store):
+@pytest.mark.parametrize("name", ["function-url.json", "http-api-v2.json"])
+def test_get_unsubscribe_shows_page_and_changes_nothing(handler, store, name):
     sub, token = subscriber(store)
-    res = handler(event("http-api-v2.json", method="GET", path=f"/unsubscribe/{token}"), LambdaContext())
+    res = handler(event(name, method="GET", path=f"/unsubscribe/{token}"), LambdaContext())
     assert res["statusCode"] == 200, res
     html = base64.b64decode(res["body"]).decode() if res.get("isBase64Encoded") else res["body"]
     assert f'action="/unsubscribe/{token}"' in html
