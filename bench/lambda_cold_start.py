@@ -5,8 +5,8 @@ and database URL only as SSM parameter names, read at cold start from SSM
 (moto's server on loopback: the figure includes importing boto3 and one
 GetParameters round trip, not the network latency of a real region). Each trial
 is a fresh interpreter (as a new Lambda container) that imports nothing else
-before its first event: time to import the entry module (secrets fetched), time
-of the first event (imports the web stack, builds the app, opens the SQLite
+before its first event: time to import the entry module (the web stack, and the
+secrets fetched), time of the first event (builds the app, opens the SQLite
 store), then the median of 200 warm GET /healthz and GET /unsubscribe/TOKEN.
 Run: .venv/bin/python bench/lambda_cold_start.py [trials]
 """
@@ -103,8 +103,9 @@ def main() -> None:
         server.stop()
     med = {k: statistics.median(r[k] for r in results) for k in results[0]}
     print(f"trials: {trials}")
-    print(f"cold import of mailer.lambda_entry, secrets read from SSM (moto, loopback): {med['import'] * 1000:.0f} ms (median)")
-    print(f"first event, GET /unsubscribe/TOKEN (imports the web stack, builds the app, opens the store): "
+    print(f"cold import of mailer.lambda_entry (the web stack; both secrets read from SSM, moto on loopback): "
+          f"{med['import'] * 1000:.0f} ms (median)")
+    print(f"first event, GET /unsubscribe/TOKEN (builds the app, opens the store): "
           f"{med['first'] * 1000:.0f} ms (median)")
     print(f"cold start total (import + first event): {(med['import'] + med['first']) * 1000:.0f} ms (median)")
     print(f"warm GET /healthz: {med['healthz'] * 1000:.2f} ms (median of medians)")
