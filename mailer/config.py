@@ -306,6 +306,9 @@ def _validate(s: Settings) -> None:
         bad("send.workers", "must be at least 1")
     if s.check.html_warning_kib > s.check.html_error_kib:
         bad("check.html_warning_kib", "must not exceed check.html_error_kib")
+    if s.ses.endpoint_url and (urlsplit(s.ses.endpoint_url).scheme not in ("http", "https")
+                               or not urlsplit(s.ses.endpoint_url).netloc):
+        bad("ses.endpoint_url", f"{s.ses.endpoint_url!r} is not an http(s) URL")
     for url in (s.sponsor.url, s.sponsor.logo):
         if url and urlsplit(url).scheme not in ("http", "https"):
             bad("sponsor.url" if url == s.sponsor.url else "sponsor.logo", f"{url!r} is not an http(s) URL")

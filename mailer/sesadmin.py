@@ -16,6 +16,7 @@ A dry run only reads, and reports what it would create or update.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from urllib.parse import quote, urlsplit
@@ -69,12 +70,23 @@ class SetupReport:
         return any(s.changed for s in self.steps)
 
 
+# What SES accepts as a configuration set name and SNS as a topic name: checked before any
+# call, so a bad name cannot leave the set created and the topic not.
+NAME_RULES = {"ses.configuration_set": (re.compile(r"[A-Za-z0-9_-]{1,64}"), 64),
+              "ses.sns_topic": (re.compile(r"[A-Za-z0-9_-]{1,256}"), 256)}
+
+
 def _required_configuration_set(settings: Settings) -> str:
     name = settings.ses.configuration_set
     if not name:
         raise ConfigError("ses.configuration_set is empty: name the configuration set to use, e.g. "
                           "TWIR_MAIL_SES_CONFIGURATION_SET=twir-mail", setting="ses.configuration_set",
                           path=settings.config_path)
+    for setting, value in (("ses.configuration_set", name), ("ses.sns_topic", settings.ses.sns_topic)):
+        pattern, longest = NAME_RULES[setting]
+        if not pattern.fullmatch(value):
+            raise ConfigError(f"{setting} {value!r} is not a valid name: 1 to {longest} letters, digits, "
+                              "'-' or '_'", setting=setting, path=settings.config_path)
     return name
 
 

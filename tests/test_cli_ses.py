@@ -89,3 +89,22 @@ def test_no_region_is_one_line(run_cli, moto, monkeypatch):
     res = run_cli("ses", "status", env={"TWIR_MAIL_SES_REGION": "", "AWS_CONFIG_FILE": "/nonexistent"})
     assert res.code == 1
     assert "no AWS region: set ses.region" in one_error_line(res.err)
+
+
+@pytest.mark.parametrize("command", [("ses", "status"), ("ses", "setup", "--dry-run")])
+def test_malformed_endpoint_url_names_the_setting(run_cli, moto, command):
+    res = run_cli(*command, env={"TWIR_MAIL_SES_ENDPOINT_URL": "127.0.0.1:4566",
+                                 "TWIR_MAIL_SES_CONFIGURATION_SET": "twir-mail"})
+    assert res.code == 2, res.err
+    assert "ses.endpoint_url" in one_error_line(res.err) and "not an http(s) URL" in res.err
+
+
+@pytest.mark.parametrize("setting,value", [("CONFIGURATION_SET", "twir mail"), ("SNS_TOPIC", ""),
+                                           ("SNS_TOPIC", "feedback.topic")])
+def test_invalid_names_are_refused_before_anything_is_created(run_cli, ses_env, moto, setting, value):
+    for args in (("ses", "setup", "--dry-run"), ("ses", "setup")):
+        res = run_cli(*args, env=dict(ses_env, **{f"TWIR_MAIL_SES_{setting}": value}))
+        assert res.code == 2, res.out + res.err
+        assert f"ses.{setting.lower()}" in one_error_line(res.err) and "is not a valid name" in res.err
+    assert moto.client("ses").list_configuration_sets()["ConfigurationSets"] == []
+    assert moto.client("sns").list_topics()["Topics"] == []

@@ -11,6 +11,8 @@ import base64
 import copy
 import http.server
 import json
+import os
+import re
 import ssl
 import sys
 import threading
@@ -24,6 +26,7 @@ from tests.fixtures.smtp import make_cert
 from tests.fixtures.sns import TOPIC
 
 DATA = Path(__file__).parent / "data"
+TEMPLATE = Path(__file__).resolve().parents[1] / "deploy" / "aws" / "template.yaml"
 SECRET = "lambda-test-secret-key-0123456789"
 API_HOST = "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com"
 
@@ -71,25 +74,55 @@ def cert_origin(tmp_path, sns_signer, monkeypatch):
     server.server_close()
 
 
+def template_environment() -> dict[str, str]:
+    """The function's Environment.Variables in deploy/aws/template.yaml, resolved as a stack would
+    with the parameter defaults (Domain, CodeBucket, CodeKey have none and are not used there)."""
+    from cfnlint.decode import decode
+
+    tpl, matches = decode(str(TEMPLATE))
+    assert not matches, matches
+    params = {name: p.get("Default") for name, p in tpl["Parameters"].items()}
+    refs = {**params, "AWS::Region": "us-east-1", "AWS::AccountId": "123456789012",
+            "FeedbackTopic": TOPIC, "ConfigurationSet": params["ConfigurationSetName"]}
+    conditions = {"HasCustomDomain": bool(params["CustomDomainName"])}
+
+    def resolve(value):
+        if isinstance(value, str):
+            return value
+        [(fn, arg)] = value.items()
+        if fn == "Ref":
+            return refs[arg]
+        if fn == "Fn::GetAtt":
+            assert arg in (["HttpApi", "ApiEndpoint"], "HttpApi.ApiEndpoint"), arg
+            return f"https://{API_HOST}"
+        if fn == "Fn::If":
+            return resolve(arg[1] if conditions[arg[0]] else arg[2])
+        if fn == "Fn::Sub":
+            return re.sub(r"\$\{([^}]+)\}", lambda m: f"https://{API_HOST}" if m[1] == "HttpApi.ApiEndpoint"
+                          else refs[m[1]], arg)
+        raise AssertionError(f"unresolved {fn} in the function's environment")
+
+    [fn] = [r for r in tpl["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
+    return {k: resolve(v) for k, v in fn["Properties"]["Environment"]["Variables"].items()}
+
+
 @pytest.fixture
 def handler(moto, store, db_settings, cert_origin, monkeypatch):
-    """``mailer.lambda_entry.handler`` after a cold start against moto's SSM."""
+    """``mailer.lambda_entry.handler`` after a cold start against moto's SSM, with the template's environment."""
     from mailer.web import aws_lambda
 
+    env = template_environment()
     ssm = moto.client("ssm")
-    ssm.put_parameter(Name="/twir-mail/secret-key", Value=SECRET, Type="SecureString")
-    ssm.put_parameter(Name="/twir-mail/database-url", Value=db_settings.database_url, Type="SecureString")
+    ssm.put_parameter(Name=env["SSM_TWIR_MAIL_SECRET_KEY"], Value=SECRET, Type="SecureString")
+    ssm.put_parameter(Name=env["SSM_TWIR_MAIL_DATABASE_URL"], Value=db_settings.database_url, Type="SecureString")
     for name in ("TWIR_MAIL_SECRET_KEY", "TWIR_MAIL_DATABASE_URL"):
         monkeypatch.setenv(name, "x")
         monkeypatch.delenv(name)  # whatever the cold start sets is removed after the test
-    for name, value in {
-        "AWS_ENDPOINT_URL_SSM": moto.url,
-        "SSM_TWIR_MAIL_SECRET_KEY": "/twir-mail/secret-key",
-        "SSM_TWIR_MAIL_DATABASE_URL": "/twir-mail/database-url",
-        "TWIR_MAIL_WEB_BASE_URL": f"https://{API_HOST}",
-        "TWIR_MAIL_WEBHOOK_TOPIC_ARNS": TOPIC,
-        "TWIR_MAIL_WEBHOOK_TEST_CERT_ORIGIN": cert_origin[0],
-    }.items():
+    for name in [n for n in os.environ if n.startswith("TWIR_MAIL_")]:
+        monkeypatch.delenv(name)
+    # Only two things differ from AWS: where SSM is, and where the SNS signing certificate is served.
+    for name, value in {**env, "AWS_ENDPOINT_URL_SSM": moto.url,
+                        "TWIR_MAIL_WEBHOOK_TEST_CERT_ORIGIN": cert_origin[0]}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(aws_lambda, "_handler", None)
     monkeypatch.delitem(sys.modules, "mailer.lambda_entry", raising=False)
@@ -122,9 +155,10 @@ def subscriber(store, email="reader@example.com"):
     return sub, Signer(SECRET).unsubscribe_token(sub.id, store.list_id("main"))
 
 
-def test_get_unsubscribe_shows_page_and_changes_nothing(handler, store):
+@pytest.mark.parametrize("name", ["function-url.json", "http-api-v2.json"])
+def test_get_unsubscribe_shows_page_and_changes_nothing(handler, store, name):
     sub, token = subscriber(store)
-    res = handler(event("http-api-v2.json", method="GET", path=f"/unsubscribe/{token}"), LambdaContext())
+    res = handler(event(name, method="GET", path=f"/unsubscribe/{token}"), LambdaContext())
     assert res["statusCode"] == 200, res
     html = base64.b64decode(res["body"]).decode() if res.get("isBase64Encoded") else res["body"]
     assert f'action="/unsubscribe/{token}"' in html

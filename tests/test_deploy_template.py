@@ -61,7 +61,14 @@ def test_topic_and_https_subscription(template):
     [sub] = resources(template, "AWS::SNS::Subscription")
     props = sub["Properties"]
     assert props["Protocol"] == "https" and props["RawMessageDelivery"] is False
-    assert all("/webhooks/ses" in str(branch) for branch in props["Endpoint"]["Fn::If"][1:])
+    # The API's own host, never CustomDomainName: that name resolves only once its CNAME is published
+    # after the stack exists, so SNS could not deliver the SubscriptionConfirmation to it.
+    assert props["Endpoint"] == {"Fn::Sub": "${HttpApi.ApiEndpoint}/webhooks/ses"}
+    assert template["Outputs"]["WebhookUrl"]["Value"] == props["Endpoint"]
+    # Created only once the confirmation can reach the function: route, stage and invoke permission.
+    needed = {name for name, r in template["Resources"].items() if r["Type"] in (
+        "AWS::ApiGatewayV2::Route", "AWS::ApiGatewayV2::Stage", "AWS::Lambda::Permission")}
+    assert needed <= set(sub["DependsOn"]), needed - set(sub["DependsOn"])
     # SNS paces deliveries below the API's throttle (a throttled event would be retried, then lost).
     pace = props["DeliveryPolicy"]["throttlePolicy"]["maxReceivesPerSecond"]
     [stage] = resources(template, "AWS::ApiGatewayV2::Stage")
@@ -137,3 +144,52 @@ def test_readme_documents_every_parameter_and_real_ses_commands(template):
     for cmd in sorted(set(re.findall(r"twir-mail ses ([a-z-]+)", readme))):
         res = CliRunner().invoke(cli, ["ses", cmd, "--help"])
         assert res.exit_code == 0, f"`twir-mail ses {cmd}` in the README does not exist"
+
+
+def test_readme_names_only_real_commands_options_and_settings(workdir):
+    """Every `twir-mail ...` line, option, setting and TWIR_MAIL_* variable deploy/README.md names exists."""
+    import re
+    import shlex
+
+    import click
+
+    from mailer.cli import _register, cli
+    from mailer.config import ENV_SPECIAL
+
+    _register()
+    readme = (ROOT / "deploy" / "README.md").read_text()
+    blocks = [re.sub(r"\\\n\s*", " ", b) for b in re.findall(r"```sh\n(.*?)```", readme, re.S)]
+    commands = re.findall(r"`([^`\n]+)`", readme) + [ln.split(" #")[0] for b in blocks for ln in b.splitlines()]
+    checked = 0
+    for command in commands:
+        for segment in re.split(r"&&|;|\|", command):
+            try:
+                words = shlex.split(segment)
+            except ValueError:
+                continue
+            while words and re.match(r"^[A-Z_]+=", words[0]):  # VAR=value twir-mail ...
+                words.pop(0)
+            if len(words) < 2 or words[0] != "twir-mail":
+                continue
+            line = " ".join(words[1:])
+            words = words[1:]
+            cmd, path = cli, []
+            while words and isinstance(cmd, click.Group) and words[0] in cmd.commands:
+                path.append(words[0])
+                cmd = cmd.commands[words.pop(0)]
+            assert path and not isinstance(cmd, click.Group), f"`twir-mail {line}`: no such command"
+            known = {o for p in cmd.params for o in getattr(p, "opts", [])}
+            unknown = [w for w in words if w.startswith("--") and w.split("=")[0] not in known]
+            assert not unknown, f"`twir-mail {' '.join(path)}` has no option {unknown}"
+            checked += 1
+    assert checked >= 10
+    settings = load_settings(env={})
+    for section, key in set(re.findall(r"(?<![.\w])(newsletter|database|transport|ses|send|web|webhook|smtp|outbox)\.([a-z_]+)\b(?!=)",
+                                       readme)) | set(re.findall(r"\[([a-z]+)\] `?([a-z_]+)", readme)):
+        assert hasattr(getattr(settings, section), key) or hasattr(getattr(settings, section), key + "_"), \
+            f"deploy/README.md names {section}.{key}, which is not a setting"
+    for name in set(re.findall(r"TWIR_MAIL_[A-Z_]+", readme)) - ENV_SPECIAL:
+        section, _, key = name[len("TWIR_MAIL_"):].lower().partition("_")
+        if section == "web" and key.startswith("base"):  # TWIR_MAIL_WEB_BASE_URL
+            key = "base_url"
+        assert hasattr(getattr(settings, section, None), key) or hasattr(getattr(settings, section, None), key + "_"), name
