@@ -221,6 +221,21 @@ def test_sponsor_from_settings_and_issue_override(issue_file, settings):
     assert "sponsored" not in r.html + r.text
 
 
+def test_footer_lines_wrap_at_78_columns(issue_file, settings):
+    """A long sponsor name, line of text or newsletter name wraps; only a URL may stick out."""
+    s = with_overrides(settings, sponsor={"name": "The Very Long Sponsor Company Name Incorporated",
+                                          "url": "https://sponsor.example.com/landing/page?utm_source=twir",
+                                          "text": "We build " + "fast, reliable tooling " * 6},
+                       newsletter={"name": "This Week in Rust, the weekly newsletter of the Rust community"})
+    text = render_issue(parse_issue(issue_file()), s).text
+    footer = text[text.index("\n-- \n"):]
+    for line in footer.split("\n"):
+        assert len(line) <= 78 or (" " not in line.strip() and "://" in line), line
+    flat = " ".join(footer.split())
+    assert "sponsored by The Very Long Sponsor Company Name Incorporated: https://sponsor.example.com/" in flat
+    assert "You receive This Week in Rust, the weekly newsletter of the Rust community because" in flat
+
+
 def test_timings_and_templates_dir(issue_file, settings, tmp_path):
     timings: dict[str, float] = {}
     render_issue(parse_issue(issue_file()), settings, timings=timings)
