@@ -167,7 +167,10 @@ def render_issue(issue: Issue, settings: Settings, *, timings: dict[str, float] 
     with timer("mjml"):
         layout = layout_html(issue, settings, subject=subject, preheader=preheader, url=url)
     with timer("inject"):
-        page = layout.replace(CONTENT_MARKER, f'<div class="c">{content}</div>', 1)
+        # Serialised from the parsed tree rather than the raw string: stray or
+        # unclosed tags in the author's raw HTML stay balanced inside the content.
+        inner = lxml_html.tostring(fragment, encoding="unicode").removeprefix("<div>").removesuffix("</div>")
+        page = layout.replace(CONTENT_MARKER, f'<div class="c">{inner}</div>', 1)
     with timer("inline"):
         page = inline_css(page)
         page = page.replace(' data-premailer="ignore"', "")

@@ -236,6 +236,20 @@ def test_footer_lines_wrap_at_78_columns(issue_file, settings):
     assert "You receive This Week in Rust, the weekly newsletter of the Rust community because" in flat
 
 
+@pytest.mark.parametrize("body", [
+    "Before.\n\n</div></td></tr></table>\n\nafter the stray tags\n",
+    "Before.\n\n<div><table><tr><td>\n\nafter the stray tags\n",
+])
+def test_unbalanced_raw_html_stays_inside_the_content(issue_file, settings, body):
+    """An author's stray or unclosed tags must not close (or swallow) the layout around the content."""
+    html = render_issue(parse_issue(issue_file(body)), settings).html
+    doc, content = content_of(html)
+    assert "after the stray tags" in content.text_content()
+    assert UNSUBSCRIBE_PLACEHOLDER not in lxml_html.tostring(content, encoding="unicode")
+    (button,) = [a for a in doc.iter("a") if "Read this issue on the web" in a.text_content()]
+    assert not any(el is content for el in button.iterancestors())
+
+
 def test_timings_and_templates_dir(issue_file, settings, tmp_path):
     timings: dict[str, float] = {}
     render_issue(parse_issue(issue_file()), settings, timings=timings)
