@@ -165,7 +165,11 @@ class _Linter:
             else:
                 self.error(i, f"link reference [{m.group(1)}] has an empty target", "empty-link")
         found += [(i, m.group(1), False) for m in _AUTOLINK.finditer(line)]
-        found += [(i, m.group(1), False) for m in _RAW_HREF.finditer(line)]
+        for m in _RAW_HREF.finditer(line):
+            if m.group(1).strip():
+                found.append((i, m.group(1), False))
+            else:
+                self.error(i, "raw HTML link <a href=\"\"> has an empty target", "empty-link")
         for m in _RAW_IMG.finditer(line):
             if not re.search(r"\salt\s*=\s*[\"'][^\"']+", m.group(0)):
                 self.warn(i, "image without alt text", "image-alt")

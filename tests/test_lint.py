@@ -110,3 +110,9 @@ def test_mojibake_detector():
     assert mojibake("2022 ‚Äì Online") == "2022 – Online"
     for fine in ("Grüße, Zoë — “quoted” ça va 🦀 日本語", "Ünïcödé ¶ Ä", "plain ascii"):
         assert mojibake(fine) is None, fine
+
+
+def test_raw_html_link_with_empty_target_is_an_error(issue_file, settings):
+    path = issue_file('Discuss <a href="">on r/rust</a> or <a href="https://ok.example/">here</a>.\n')
+    (f,) = [f for f in check_issue(path, settings) if f.severity == Severity.ERROR]
+    assert (f.code, f.line) == ("empty-link", 6) and "empty target" in f.message
