@@ -89,7 +89,8 @@ def mojibake(line: str) -> str | None:
                 raw = run.encode(codec)
             except UnicodeEncodeError:
                 continue
-            if len(raw) >= 3 and all(0x80 <= b <= 0xBF for b in raw[:3]):
+            # Emoji are F0 9F xx xx: only a run starting with 9F ("ü") lost its F0.
+            if len(raw) >= 3 and raw[0] == 0x9F and all(0x80 <= b <= 0xBF for b in raw[:3]):
                 raw = b"\xf0" + raw
             try:
                 repaired = raw.decode("utf-8")

@@ -108,7 +108,7 @@ def test_mojibake_detector():
     assert mojibake("Rusty Events ü¶Ä") == "Rusty Events 🦀"
     assert mojibake("Rusty Events \uf8ffü¶Ä") == "Rusty Events 🦀"
     assert mojibake("2022 ‚Äì Online") == "2022 – Online"
-    for fine in ("Grüße, Zoë — “quoted” ça va 🦀 日本語", "Ünïcödé ¶ Ä", "plain ascii"):
+    for fine in ("Grüße, Zoë — “quoted” ça va 🦀 日本語", "Ünïcödé ¶ Ä", "plain ascii", "Rust©®™ trademark"):
         assert mojibake(fine) is None, fine
 
 
