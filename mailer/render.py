@@ -128,7 +128,8 @@ def layout_html(issue: Issue, settings: Settings, *, subject: str, preheader: st
     try:
         out = mjml2html(mjml, disable_comments=True)
     except Exception as exc:  # MRML raises plain exceptions with a message
-        raise RenderError(f"MJML rendering failed: {exc}", path=issue.path) from None
+        # Issue values reach MJML escaped: a failure here is the template's.
+        raise RenderError(f"MJML rendering failed: {exc}", path=tdir / TEMPLATE) from None
     if out.count(CONTENT_MARKER) != 1:
         raise RenderError("the template must contain the content marker exactly once", path=tdir / TEMPLATE)
     # MJML's own and the layout's rules stay in <style>; only content.css gets inlined.

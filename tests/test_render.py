@@ -259,6 +259,17 @@ def test_timings_and_templates_dir(issue_file, settings, tmp_path):
         render_issue(parse_issue(issue_file()), bad)
 
 
+def test_broken_mjml_template_is_named_in_the_error(issue_file, settings, tmp_path):
+    import shutil
+
+    tdir = tmp_path / "templates"
+    shutil.copytree(settings.templates_dir, tdir)
+    (tdir / "issue.mjml.j2").write_text("<mjml><mj-body><mj-text>{{ content_marker }}</mj-body></mjml>\n")
+    with pytest.raises(RenderError, match="MJML rendering failed") as exc:
+        render_issue(parse_issue(issue_file()), with_overrides(settings, render={"templates_dir": str(tdir)}))
+    assert exc.value.path == str(tdir / "issue.mjml.j2")
+
+
 # -- minifier ------------------------------------------------------------------
 
 def test_minify_keeps_pre_and_text():
