@@ -58,6 +58,17 @@ def test_render_unwritable_output(run_cli, corpus, workdir):
     assert "Traceback" not in res.err
 
 
+def test_render_failure_leaves_no_partial_set(run_cli, corpus, workdir):
+    """If one of the three files cannot be written, none of them is (and no temp files stay)."""
+    issue = corpus[-1]
+    out = workdir / "out"
+    (out / f"{issue.stem}.eml").mkdir(parents=True)  # the .eml cannot be written
+    res = run_cli("render", str(issue), "-o", "out")
+    assert res.code == 1 and f"error: out/{issue.stem}.eml: cannot write" in res.err, res.err
+    assert sorted(p.name for p in out.iterdir()) == [f"{issue.stem}.eml"]
+    assert "Traceback" not in res.err
+
+
 def test_check_exit_codes_and_format(run_cli, corpus, draft):
     res = run_cli("check", str(draft))
     assert res.code == 1
