@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import stat
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -26,6 +27,10 @@ NO_SPONSOR = {"none", "-", "off"}
 def read_text(path: Path) -> str:
     """The file as text, or an IssueError naming the file (and line of bad bytes)."""
     try:
+        mode = path.stat().st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            # Reading a named pipe or a device would block or never end.
+            raise IssueError("not a regular file", path=path)
         data = path.read_bytes()
     except FileNotFoundError:
         raise IssueError("no such file", path=path) from None

@@ -89,7 +89,8 @@ def mojibake(line: str) -> str | None:
                 raw = run.encode(codec)
             except UnicodeEncodeError:
                 continue
-            if len(raw) >= 3 and all(0x80 <= b <= 0xBF for b in raw[:3]):
+            # Emoji are F0 9F xx xx: only a run starting with 9F ("ü") lost its F0.
+            if len(raw) >= 3 and raw[0] == 0x9F and all(0x80 <= b <= 0xBF for b in raw[:3]):
                 raw = b"\xf0" + raw
             try:
                 repaired = raw.decode("utf-8")
@@ -165,7 +166,11 @@ class _Linter:
             else:
                 self.error(i, f"link reference [{m.group(1)}] has an empty target", "empty-link")
         found += [(i, m.group(1), False) for m in _AUTOLINK.finditer(line)]
-        found += [(i, m.group(1), False) for m in _RAW_HREF.finditer(line)]
+        for m in _RAW_HREF.finditer(line):
+            if m.group(1).strip():
+                found.append((i, m.group(1), False))
+            else:
+                self.error(i, "raw HTML link <a href=\"\"> has an empty target", "empty-link")
         for m in _RAW_IMG.finditer(line):
             if not re.search(r"\salt\s*=\s*[\"'][^\"']+", m.group(0)):
                 self.warn(i, "image without alt text", "image-alt")

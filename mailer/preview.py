@@ -89,8 +89,9 @@ class PreviewState:
         try:
             mtime = self.path.stat().st_mtime_ns
         except OSError as exc:
-            mtime = None
             with self.lock:
+                # Forget the old mtime: the file may come back unchanged (git checkout, cp -p).
+                self.mtime = None
                 self.error = f"{self.path}: cannot read: {exc.strerror}"
             return
         with self.lock:

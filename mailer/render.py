@@ -128,7 +128,8 @@ def layout_html(issue: Issue, settings: Settings, *, subject: str, preheader: st
     try:
         out = mjml2html(mjml, disable_comments=True)
     except Exception as exc:  # MRML raises plain exceptions with a message
-        raise RenderError(f"MJML rendering failed: {exc}", path=issue.path) from None
+        # Issue values reach MJML escaped: a failure here is the template's.
+        raise RenderError(f"MJML rendering failed: {exc}", path=tdir / TEMPLATE) from None
     if out.count(CONTENT_MARKER) != 1:
         raise RenderError("the template must contain the content marker exactly once", path=tdir / TEMPLATE)
     # MJML's own and the layout's rules stay in <style>; only content.css gets inlined.
@@ -167,7 +168,10 @@ def render_issue(issue: Issue, settings: Settings, *, timings: dict[str, float] 
     with timer("mjml"):
         layout = layout_html(issue, settings, subject=subject, preheader=preheader, url=url)
     with timer("inject"):
-        page = layout.replace(CONTENT_MARKER, f'<div class="c">{content}</div>', 1)
+        # Serialised from the parsed tree rather than the raw string: stray or
+        # unclosed tags in the author's raw HTML stay balanced inside the content.
+        inner = lxml_html.tostring(fragment, encoding="unicode").removeprefix("<div>").removesuffix("</div>")
+        page = layout.replace(CONTENT_MARKER, f'<div class="c">{inner}</div>', 1)
     with timer("inline"):
         page = inline_css(page)
         page = page.replace(' data-premailer="ignore"', "")

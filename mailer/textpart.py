@@ -180,17 +180,20 @@ def text_header(*, name: str, number: int, date: str, web_url: str) -> str:
 
 def text_footer(*, name: str, web_url: str, sponsor: SponsorInfo | None, privacy_url: str,
                 unsubscribe_url: str) -> str:
-    lines = ["", "-- "]
+    paras = []
     if sponsor:
-        lines.append(f"This issue is sponsored by {sponsor.name}" + (f": {sponsor.url}" if sponsor.url else "."))
+        paras.append(f"This issue is sponsored by {sponsor.name}" + (f": {sponsor.url}" if sponsor.url else "."))
         if sponsor.text:
-            lines += textwrap.wrap(sponsor.text, WIDTH, break_long_words=False, break_on_hyphens=False)
-        lines.append("")
-    lines += [
+            paras.append(sponsor.text)
+        paras.append("")
+    paras += [
         "Read this issue on the web:",
         web_url,
         f"You receive {name} because you subscribed to it.",
         f"Unsubscribe: {unsubscribe_url}",
         f"Privacy policy: {privacy_url}",
     ]
+    lines = ["", "-- "]
+    for para in paras:  # the names and text come from settings: wrap them too, URLs whole
+        lines += textwrap.wrap(para, WIDTH, break_long_words=False, break_on_hyphens=False) or [""]
     return "\n".join(lines) + "\n"

@@ -58,6 +58,17 @@ def test_render_unwritable_output(run_cli, corpus, workdir):
     assert "Traceback" not in res.err
 
 
+def test_render_failure_leaves_no_partial_set(run_cli, corpus, workdir):
+    """If one of the three files cannot be written, none of them is (and no temp files stay)."""
+    issue = corpus[-1]
+    out = workdir / "out"
+    (out / f"{issue.stem}.eml").mkdir(parents=True)  # the .eml cannot be written
+    res = run_cli("render", str(issue), "-o", "out")
+    assert res.code == 1 and f"error: out/{issue.stem}.eml: cannot write" in res.err, res.err
+    assert sorted(p.name for p in out.iterdir()) == [f"{issue.stem}.eml"]
+    assert "Traceback" not in res.err
+
+
 def test_check_exit_codes_and_format(run_cli, corpus, draft):
     res = run_cli("check", str(draft))
     assert res.code == 1
@@ -111,3 +122,28 @@ def test_preview_port_in_use(run_cli, corpus):
         res = run_cli("preview", str(corpus[-1]), "--port", str(port))
     assert res.code == 1
     assert res.err.strip() == f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
+
+
+def test_preview_recovers_when_the_file_comes_back_unchanged(issue_file, settings):
+    """Deleted then restored with its old mtime (git stash/checkout, cp -p): the error must clear."""
+    import threading
+
+    from mailer.preview import make_server
+
+    path = issue_file("Hello from the preview.\n")
+    saved = path.read_bytes(), path.stat().st_mtime_ns
+    server = make_server(path, settings, port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = "http://127.0.0.1:%d/" % server.server_address[1]
+    try:
+        assert httpx.get(url + "version", timeout=10).json()["error"] == ""
+        path.unlink()
+        assert "no such file" in httpx.get(url + "version", timeout=10).json()["error"].lower()
+        path.write_bytes(saved[0])
+        os.utime(path, ns=(saved[1], saved[1]))
+        status = httpx.get(url + "version", timeout=10).json()
+        assert status["error"] == "", status
+        assert "Hello from the preview." in httpx.get(url + "email.txt", timeout=10).text
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import threading
 
 import pytest
 
@@ -99,3 +101,25 @@ def test_unreadable_file(tmp_path):
     (tmp_path / "file.md").write_text("x")
     with pytest.raises(IssueError, match="cannot read: Not a directory"):
         parse_issue(tmp_path / "file.md" / "issue.md")
+
+
+def test_fifo_is_an_error_not_a_hang(tmp_path):
+    """A named pipe (or device) ending in .md must not block `render`/`check` forever."""
+    fifo = tmp_path / "pipe.md"
+    os.mkfifo(fifo)
+    result = {}
+
+    def parse():
+        try:
+            parse_issue(fifo)
+        except IssueError as exc:
+            result["error"] = exc
+
+    worker = threading.Thread(target=parse, daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    if worker.is_alive():  # blocked opening the pipe: give it a writer and EOF, then fail
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        worker.join(timeout=5)
+        pytest.fail("parse_issue blocked on a named pipe")
+    assert "not a regular file" in result["error"].message

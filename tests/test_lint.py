@@ -108,5 +108,11 @@ def test_mojibake_detector():
     assert mojibake("Rusty Events ü¶Ä") == "Rusty Events 🦀"
     assert mojibake("Rusty Events \uf8ffü¶Ä") == "Rusty Events 🦀"
     assert mojibake("2022 ‚Äì Online") == "2022 – Online"
-    for fine in ("Grüße, Zoë — “quoted” ça va 🦀 日本語", "Ünïcödé ¶ Ä", "plain ascii"):
+    for fine in ("Grüße, Zoë — “quoted” ça va 🦀 日本語", "Ünïcödé ¶ Ä", "plain ascii", "Rust©®™ trademark"):
         assert mojibake(fine) is None, fine
+
+
+def test_raw_html_link_with_empty_target_is_an_error(issue_file, settings):
+    path = issue_file('Discuss <a href="">on r/rust</a> or <a href="https://ok.example/">here</a>.\n')
+    (f,) = [f for f in check_issue(path, settings) if f.severity == Severity.ERROR]
+    assert (f.code, f.line) == ("empty-link", 6) and "empty target" in f.message

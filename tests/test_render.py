@@ -221,6 +221,35 @@ def test_sponsor_from_settings_and_issue_override(issue_file, settings):
     assert "sponsored" not in r.html + r.text
 
 
+def test_footer_lines_wrap_at_78_columns(issue_file, settings):
+    """A long sponsor name, line of text or newsletter name wraps; only a URL may stick out."""
+    s = with_overrides(settings, sponsor={"name": "The Very Long Sponsor Company Name Incorporated",
+                                          "url": "https://sponsor.example.com/landing/page?utm_source=twir",
+                                          "text": "We build " + "fast, reliable tooling " * 6},
+                       newsletter={"name": "This Week in Rust, the weekly newsletter of the Rust community"})
+    text = render_issue(parse_issue(issue_file()), s).text
+    footer = text[text.index("\n-- \n"):]
+    for line in footer.split("\n"):
+        assert len(line) <= 78 or (" " not in line.strip() and "://" in line), line
+    flat = " ".join(footer.split())
+    assert "sponsored by The Very Long Sponsor Company Name Incorporated: https://sponsor.example.com/" in flat
+    assert "You receive This Week in Rust, the weekly newsletter of the Rust community because" in flat
+
+
+@pytest.mark.parametrize("body", [
+    "Before.\n\n</div></td></tr></table>\n\nafter the stray tags\n",
+    "Before.\n\n<div><table><tr><td>\n\nafter the stray tags\n",
+])
+def test_unbalanced_raw_html_stays_inside_the_content(issue_file, settings, body):
+    """An author's stray or unclosed tags must not close (or swallow) the layout around the content."""
+    html = render_issue(parse_issue(issue_file(body)), settings).html
+    doc, content = content_of(html)
+    assert "after the stray tags" in content.text_content()
+    assert UNSUBSCRIBE_PLACEHOLDER not in lxml_html.tostring(content, encoding="unicode")
+    (button,) = [a for a in doc.iter("a") if "Read this issue on the web" in a.text_content()]
+    assert not any(el is content for el in button.iterancestors())
+
+
 def test_timings_and_templates_dir(issue_file, settings, tmp_path):
     timings: dict[str, float] = {}
     render_issue(parse_issue(issue_file()), settings, timings=timings)
@@ -228,6 +257,17 @@ def test_timings_and_templates_dir(issue_file, settings, tmp_path):
     bad = with_overrides(settings, render={"templates_dir": str(tmp_path / "nowhere")})
     with pytest.raises(RenderError, match="template issue.mjml.j2 not found"):
         render_issue(parse_issue(issue_file()), bad)
+
+
+def test_broken_mjml_template_is_named_in_the_error(issue_file, settings, tmp_path):
+    import shutil
+
+    tdir = tmp_path / "templates"
+    shutil.copytree(settings.templates_dir, tdir)
+    (tdir / "issue.mjml.j2").write_text("<mjml><mj-body><mj-text>{{ content_marker }}</mj-body></mjml>\n")
+    with pytest.raises(RenderError, match="MJML rendering failed") as exc:
+        render_issue(parse_issue(issue_file()), with_overrides(settings, render={"templates_dir": str(tdir)}))
+    assert exc.value.path == str(tdir / "issue.mjml.j2")
 
 
 # -- minifier ------------------------------------------------------------------

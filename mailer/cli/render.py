@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import click
@@ -14,13 +15,24 @@ def _kib(n: int) -> str:
     return f"{n / 1024:.1f} KiB"
 
 
-def _write(path: Path, data: str | bytes) -> None:
+def _write_all(files: dict[Path, str | bytes]) -> None:
+    """Write every file or none: temporary files first, renamed once all are written."""
+    temps = {path: path.with_name(f".{path.name}.tmp") for path in files}
+    renamed: list[Path] = []
+    path = next(iter(files))
     try:
-        if isinstance(data, bytes):
-            path.write_bytes(data)
-        else:
-            path.write_text(data, encoding="utf-8")
+        for path, data in files.items():
+            if isinstance(data, bytes):
+                temps[path].write_bytes(data)
+            else:
+                temps[path].write_text(data, encoding="utf-8")
+        for path, tmp in temps.items():
+            tmp.replace(path)
+            renamed.append(path)
     except OSError as exc:
+        for leftover in [*temps.values(), *renamed]:
+            with contextlib.suppress(OSError):
+                leftover.unlink(missing_ok=True)
         raise TwirMailError(f"cannot write: {exc.strerror}", path=path) from None
 
 
@@ -33,9 +45,8 @@ def render_one(file: str, out_dir: Path, settings) -> str:
     rendered = render_issue(parse_issue(file), settings)
     stem = rendered.issue.stem
     sample = MessageTemplate(rendered, settings).sample()
-    _write(out_dir / f"{stem}.html", rendered.html)
-    _write(out_dir / f"{stem}.txt", rendered.text)
-    _write(out_dir / f"{stem}.eml", sample)
+    _write_all({out_dir / f"{stem}.html": rendered.html, out_dir / f"{stem}.txt": rendered.text,
+                out_dir / f"{stem}.eml": sample})
     return (f"{file} -> {out_dir / stem}.html ({_kib(rendered.html_bytes)} HTML, "
             f"{_kib(rendered.text_bytes)} text, .eml sample)")
 
