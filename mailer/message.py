@@ -13,6 +13,7 @@ RFC 2047-encode or refold long values, which corrupts ``List-Unsubscribe``
 from __future__ import annotations
 
 import binascii
+import re
 import uuid
 from email.header import Header
 from email.utils import formataddr, formatdate, parseaddr
@@ -25,9 +26,14 @@ CRLF = b"\r\n"
 SAMPLE_TOKEN = "SAMPLE-TOKEN"
 
 
+_FROM_LINE = re.compile(rb"^From ", re.M)
+
+
 def _qp(text: str) -> bytes:
     """Quoted-printable (RFC 2045) with CRLF line ends; ``text`` uses LF."""
     encoded = binascii.b2a_qp(text.encode("utf-8"), quotetabs=False, istext=True, header=False)
+    # mbox software rewrites a line starting "From " as ">From "; encode the F instead.
+    encoded = _FROM_LINE.sub(b"=46rom ", encoded)
     # The encoded form has no raw CR, so turning every LF into CRLF is safe.
     return encoded.replace(b"\n", CRLF)
 

@@ -104,3 +104,12 @@ def test_sample_message_parses(template):
     msg = parse(template.sample())
     assert msg["To"] == "subscriber@example.invalid"
     assert "unsubscribe/SAMPLE-TOKEN" in content(msg.get_payload()[0])
+
+
+def test_lines_starting_with_from_survive_mbox_software():
+    from mailer.message import _qp
+
+    encoded = _qp("Intro\nFrom the team: hello\nNot From here\n")
+    assert b"\r\nFrom " not in encoded and encoded.count(b"=46rom ") == 1
+    import quopri
+    assert quopri.decodestring(encoded).replace(b"\r\n", b"\n") == b"Intro\nFrom the team: hello\nNot From here\n"
