@@ -79,6 +79,28 @@ def test_confirmation_no_and_dry_run_record_nothing(store, store_url, tmp_path):
     assert ledger.all_campaigns(store) == [] and not (tmp_path / "outbox").exists()
 
 
+def test_dry_run_summarises_exactly_what_the_send_would_do(store, store_url, tmp_path):
+    add_subscribers(store, 3)
+    add_subscribers(store, 2, list_name="preview", prefix="editor")
+    env = cli_env(store_url, tmp_path / "outbox")
+    adhoc = run("send", str(ISSUE), "--to", "me@example.org", "--dry-run", env=env, cwd=tmp_path)
+    assert adhoc.returncode == 0, adhoc.stderr
+    # the test addresses, not the main list; summary first, as for the real send
+    assert "subject:    [TEST] This Week in Rust 700" in adhoc.stdout
+    assert "to:         me@example.org (1 recipient)" in adhoc.stdout and "built 1 message(s)" in adhoc.stdout
+    both = run("send", str(ISSUE), "--to", "preview", "--to", "me@example.org", "--dry-run", env=env, cwd=tmp_path)
+    assert "(3 recipients)" in both.stdout and "built 3 message(s)" in both.stdout
+    real = run("send", str(ISSUE), "--dry-run", env=env, cwd=tmp_path)
+    assert "to:         list main (3 recipients)" in real.stdout and "built 3 message(s)" in real.stdout
+    assert run("send", str(ISSUE), "--yes", env=env, cwd=tmp_path).returncode == 0
+    again = run("send", str(ISSUE), "--dry-run", env=env, cwd=tmp_path)  # the real send would be refused
+    assert again.returncode == 1 and "already sent to list 'main'" in again.stderr
+    env.update(TWIR_MAIL_TRANSPORT_KIND="ses")  # so would one without a real secret
+    ses = run("send", str(ISSUE), "--to", "preview", "--dry-run", env=env, cwd=tmp_path)
+    assert ses.returncode == 2 and "TWIR_MAIL_SECRET_KEY" in ses.stderr
+    assert len(ledger.all_campaigns(store)) == 1 and len(outbox_recipients(tmp_path / "outbox")) == 3
+
+
 def test_ses_and_smtp_refused_without_secret(store, store_url, tmp_path):
     add_subscribers(store, 1)
     env = cli_env(store_url, tmp_path / "o", TWIR_MAIL_TRANSPORT_KIND="ses")

@@ -109,13 +109,11 @@ def _send(ctx, issue, list_name, yes, dry_run, rate, force, resume, resend_unkno
                 click.echo(f"requeued {requeued} unknown recipient(s) (--resend-unknown)")
             issue = issue or found.issue_path
         rendered = _render(issue, settings, force)
-        transport = open_transport(settings, dry_run=dry_run)
+        # The real transport even for --dry-run: its settings are checked and the rate resolved
+        # exactly as for the send; only the hand-over is skipped.
+        transport = open_transport(settings)
         try:
-            if dry_run:
-                target = settings.send.preview_list if "preview" in to else list_name
-                return _dry_run(store, rendered, settings, target)
-            if not transport.local:
-                check_sendable(settings)
+            check_sendable(settings)
             if resuming:
                 campaign = found
                 if rendered.html_bytes != campaign.html_bytes:
@@ -131,6 +129,8 @@ def _send(ctx, issue, list_name, yes, dry_run, rate, force, resume, resend_unkno
                     raise CampaignError(f"no subscribed recipients on list {target!r}")
                 send_rate = cmp.resolve_rate(settings, transport, rate)
                 _summary(rendered, settings, target, addresses, n, transport, send_rate, test)
+                if dry_run:
+                    return _dry_run(store, rendered, settings, target, addresses, test)
                 if not (yes or test):
                     click.confirm("send it?", abort=True, err=True)
                 campaign = cmp.start(store, rendered, settings, transport, list_name=target,
@@ -176,12 +176,12 @@ def _summary(rendered, settings, target, addresses, n, transport, rate, test) ->
         click.echo(f"duration:   about {_duration(n / rate)}")
 
 
-def _dry_run(store, rendered, settings, list_name) -> int:
+def _dry_run(store, rendered, settings, list_name, addresses, test) -> int:
     from .. import campaign as cmp
 
-    n, size, seconds = cmp.dry_run(store, rendered, settings, list_name)
-    click.echo(f"dry run: built {n} message(s) for list {list_name} ({_kib(size / max(n, 1))} each, "
-               f"{seconds:.2f}s); nothing was sent or recorded")
+    n, size, seconds = cmp.dry_run(store, rendered, settings, list_name, addresses, test)
+    click.echo(f"dry run: built {n} message(s) ({_kib(size / max(n, 1))} each, {seconds:.2f}s); "
+               "nothing was sent or recorded")
     return 0
 
 
