@@ -112,6 +112,33 @@ def test_ses_and_smtp_refused_without_secret(store, store_url, tmp_path):
     assert ledger.all_campaigns(store) == []
 
 
+def test_bad_inputs_are_one_line_errors_and_record_nothing(store, store_url, tmp_path, moto):
+    add_subscribers(store, 2)
+    env = cli_env(store_url, tmp_path / "o", TWIR_MAIL_TRANSPORT_KIND="ses", TWIR_MAIL_SES_ENDPOINT_URL=moto.url,
+                  TWIR_MAIL_SECRET_KEY="x" * 32, TWIR_MAIL_WEB_BASE_URL="https://mail.example.org",
+                  AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+    down = dict(env, TWIR_MAIL_SES_ENDPOINT_URL="http://127.0.0.1:9")
+    cases = [
+        (("send", str(tmp_path / "nope.md"), "--yes"), env, 1, "nope.md: no such file"),
+        (("send", str(ISSUE), "--list", "nosuch", "--yes"), env, 1, "unknown list 'nosuch'"),
+        (("send", str(ISSUE), "--to", "me@@example", "--yes"), env, 1, "invalid address 'me@@example'"),
+        # with --rate no quota is needed, yet the endpoint and credentials are tried before anything is recorded
+        (("send", str(ISSUE), "--yes", "--rate", "5"), down, 1, "cannot send through ses: cannot reach SES"),
+        (("send", str(ISSUE), "--yes", "--rate", "5"), dict(env, AWS_PROFILE="nope"), 2, "profile (nope)"),
+    ]
+    for args, e, code, message in cases:
+        r = run(*args, env=e, cwd=tmp_path)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == code, (args, r.returncode, r.stderr)
+        assert lines[-1].startswith("error: ") and message in lines[-1], (args, r.stderr)
+        assert "Traceback" not in r.stderr and "unexpected" not in r.stderr
+    with moto.checking_credentials():
+        r = run("send", str(ISSUE), "--yes", "--rate", "5", env=env, cwd=tmp_path)
+    assert r.returncode == 1 and r.stderr.strip().splitlines()[-1].startswith(
+        "error: cannot send through ses: SES InvalidClientTokenId"), r.stderr
+    assert ledger.all_campaigns(store) == [] and moto.sent_messages() == []
+
+
 def test_send_through_moto_via_environment(store, store_url, tmp_path, moto):
     add_subscribers(store, 6)
     env = cli_env(store_url, tmp_path / "o", TWIR_MAIL_TRANSPORT_KIND="ses", TWIR_MAIL_SES_ENDPOINT_URL=moto.url,

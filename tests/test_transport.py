@@ -127,6 +127,37 @@ def test_ses_connection_refused_is_retryable(settings, monkeypatch):
         t.send(b"x", sender=SENDER, recipient="a@example.com", tags=TAGS)
 
 
+def test_ses_bad_credentials_pause_and_fail_the_check(settings, moto):
+    t = open_transport(ses_settings(settings, moto))
+    with moto.checking_credentials():
+        with pytest.raises(SendingPaused, match="InvalidClientTokenId.*check the AWS credentials"):
+            t.check()
+        # sesv2 answers a 403 moto-style (no JSON error code): still not one recipient's fault
+        with pytest.raises(SendingPaused, match="403"):
+            t.send(raw_for(settings), sender=SENDER, recipient="a@example.com", tags=TAGS)
+    assert moto.sent_messages() == []
+
+
+def test_ses_unknown_aws_profile_is_a_config_error(settings, moto, monkeypatch):
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    with pytest.raises(ConfigError, match="no-such-profile"):
+        open_transport(ses_settings(settings, moto))
+
+
+def test_ses_account_rate_from_get_account(settings, moto):
+    t = open_transport(ses_settings(settings, moto))
+
+    def answer(request, **kw):  # moto lacks sesv2 GetAccount: answer it as SES does
+        from tests.fixtures.send import _Raw
+        from botocore.awsrequest import AWSResponse
+        body = json.dumps({"SendQuota": {"Max24HourSend": 50000.0, "MaxSendRate": 37.0, "SentLast24Hours": 0.0},
+                           "SendingEnabled": True, "ProductionAccessEnabled": True}).encode()
+        return AWSResponse(request.url, 200, {"Content-Type": "application/json"}, _Raw(body))
+
+    t.client.meta.events.register("before-send.sesv2.GetAccount", answer)
+    assert t.account_rate() == 37.0
+
+
 def test_ses_account_rate_falls_back_to_v1_quota(settings, moto):
     # moto has no sesv2 GetAccount: the v1 GetSendQuota answer (MaxSendRate 1) is used.
     assert open_transport(ses_settings(settings, moto)).account_rate() == 1.0
@@ -159,6 +190,18 @@ def test_smtp_bad_password_pauses(settings, smtp_tls_server):
     s = replace(_smtp_settings(settings, smtp_tls_server), smtp_password="wrong")
     with pytest.raises(SendingPaused, match="login refused"):
         open_transport(s).send(raw_for(s), sender=SENDER, recipient="a@example.com", tags=TAGS)
+
+
+def test_smtp_check_logs_in_once(settings, smtp_tls_server):
+    from dataclasses import replace
+    s = _smtp_settings(settings, smtp_tls_server)
+    open_transport(s).check()
+    with pytest.raises(SendingPaused, match="login refused"):
+        open_transport(replace(s, smtp_password="wrong")).check()
+    down = with_overrides(s, smtp={"port": 9})
+    with pytest.raises(RetryableTransportError, match="connection"):
+        open_transport(down).check()
+    assert smtp_tls_server.messages == []
 
 
 def test_smtp_454_is_retryable_then_succeeds(settings, smtp_server):

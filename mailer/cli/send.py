@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from . import err, pass_ctx
-from ..errors import CampaignError, CheckFailed, Interrupted, SendingPaused
+from ..errors import CampaignError, CheckFailed, Interrupted, SendingPaused, TransportError
 
 
 def _kib(n: int) -> str:
@@ -114,6 +114,7 @@ def _send(ctx, issue, list_name, yes, dry_run, rate, force, resume, resend_unkno
         transport = open_transport(settings)
         try:
             check_sendable(settings)
+            _preflight(transport)
             if resuming:
                 campaign = found
                 if rendered.html_bytes != campaign.html_bytes:
@@ -152,6 +153,16 @@ def _send(ctx, issue, list_name, yes, dry_run, rate, force, resume, resend_unkno
         raise SendingPaused(f"campaign {report.campaign.id} paused: {report.reason}. "
                             f"Fix the cause, then `{resume_cmd}`")
     return 0
+
+
+def _preflight(transport) -> None:
+    """Credentials and endpoint, tried before a campaign is recorded or resumed."""
+    if transport.local:
+        return
+    try:
+        transport.check()
+    except TransportError as exc:  # not "paused" (exit 3): no campaign was touched
+        raise TransportError(f"cannot send through {transport.name}: {exc.message}", code=exc.code) from None
 
 
 def _prepare_resume(store, campaign_id, issue, list_name, resend_unknown, settings):
