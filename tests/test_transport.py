@@ -61,6 +61,10 @@ def test_real_delivery_needs_secret_and_public_url(settings):
     with pytest.raises(ConfigError, match="base_url"):
         check_sendable(secret)
     check_sendable(with_overrides(secret, web={"base_url": "https://mail.example.org"}))
+    for unusable in ("http://localhost:8000", "https://[::1]/", "https://0.0.0.0", "http://127.0.0.2:8000",
+                     "https://twir.localhost", "http://mail.example.org"):  # the last: RFC 8058 wants https
+        with pytest.raises(ConfigError, match="base_url"):
+            check_sendable(with_overrides(secret, web={"base_url": unusable}))
     check_sendable(settings)  # outbox: always fine
 
 
