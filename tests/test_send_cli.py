@@ -101,6 +101,25 @@ def test_dry_run_summarises_exactly_what_the_send_would_do(store, store_url, tmp
     assert len(ledger.all_campaigns(store)) == 1 and len(outbox_recipients(tmp_path / "outbox")) == 3
 
 
+def test_check_errors_stop_the_send_unless_forced(store, store_url, tmp_path):
+    add_subscribers(store, 2)
+    draft = tmp_path / "draft-700.md"
+    draft.write_text(ISSUE.read_text(encoding="utf-8") + "\n* [Reddit](REDDIT_LINK_HERE)\n", encoding="utf-8")
+    outbox = tmp_path / "outbox"
+    env = cli_env(store_url, outbox)
+    for args in (("--yes",), ("--to", "me@example.org"), ("--dry-run",)):
+        r = run("send", str(draft), *args, env=env, cwd=tmp_path)
+        assert r.returncode == 1 and "draft placeholder REDDIT_LINK_HERE" in r.stderr, r.stderr
+        assert r.stderr.strip().splitlines()[-1] == f"error: {draft}: 1 error(s) in the issue: fix them or send " \
+                                                  "with --force"
+        assert "subject:" not in r.stdout
+    assert ledger.all_campaigns(store) == [] and not outbox.exists()
+    forced = run("send", str(draft), "--yes", "--force", env=env, cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    assert "draft placeholder" in forced.stderr and "sent 2, failed 0" in forced.stdout
+    assert sorted(outbox_recipients(outbox)) == ["reader000@example.com", "reader001@example.com"]
+
+
 def test_ses_and_smtp_refused_without_secret(store, store_url, tmp_path):
     add_subscribers(store, 1)
     env = cli_env(store_url, tmp_path / "o", TWIR_MAIL_TRANSPORT_KIND="ses")
@@ -140,17 +159,66 @@ def test_bad_inputs_are_one_line_errors_and_record_nothing(store, store_url, tmp
 
 
 def test_send_through_moto_via_environment(store, store_url, tmp_path, moto):
-    add_subscribers(store, 6)
-    env = cli_env(store_url, tmp_path / "o", TWIR_MAIL_TRANSPORT_KIND="ses", TWIR_MAIL_SES_ENDPOINT_URL=moto.url,
-                  TWIR_MAIL_SES_REGION="us-east-1", TWIR_MAIL_SECRET_KEY="x" * 32,
-                  TWIR_MAIL_WEB_BASE_URL="https://mail.example.org", AWS_ACCESS_KEY_ID="testing",
-                  AWS_SECRET_ACCESS_KEY="testing")
+    """Acceptance: the contract's environment names alone drive a test send and a real send."""
+    import boto3
+    import email
+    import re
+    from email import policy
+
+    from mailer.tokens import UNSUBSCRIBE, Signer
+
+    subs = add_subscribers(store, 6)
+    add_subscribers(store, 1, list_name="preview", prefix="editor")
+    # The sender is verified only in eu-west-1: a send that ignored TWIR_MAIL_SES_REGION would be rejected.
+    boto3.client("ses", region_name="eu-west-1", endpoint_url=moto.url).verify_domain_identity(
+        Domain="twir-eu.example")
+    base = "https://mail.example.org/" + "a-long-path-segment/" * 8 + "twir"  # long enough for a naive fold
+    secret = "acceptance-secret-0123456789"
+    outbox = tmp_path / "outbox-from-env"
+    env = cli_env(store_url, outbox, TWIR_MAIL_NEWSLETTER_FROM="TWIR Editors <newsletter@twir-eu.example>",
+                  TWIR_MAIL_NEWSLETTER_REPLY_TO="editors@twir-eu.example", TWIR_MAIL_TRANSPORT_KIND="outbox",
+                  TWIR_MAIL_SES_ENDPOINT_URL=moto.url, TWIR_MAIL_SES_REGION="eu-west-1",
+                  TWIR_MAIL_SECRET_KEY=secret, TWIR_MAIL_WEB_BASE_URL=base,
+                  AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+    assert env["TWIR_MAIL_OUTBOX_DIR"] == str(outbox) and env["TWIR_MAIL_DATABASE_URL"] == store_url
+    test = run("send", str(ISSUE), "--to", "preview", env=env, cwd=tmp_path)
+    assert test.returncode == 0, test.stderr
+    assert outbox_recipients(outbox) == ["editor000@example.com"]
+    env["TWIR_MAIL_TRANSPORT_KIND"] = "ses"
     r = run("send", str(ISSUE), "--yes", "--rate", "50", env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "transport:  ses" in r.stdout and "50 messages/s" in r.stdout
+    assert "transport:  ses" in r.stdout and "50 messages/s" in r.stdout and "sent 6, failed 0" in r.stdout
     sent = moto.sent_messages()
-    assert sorted(m["destinations"][0] for m in sent) == [f"reader{i:03d}@example.com" for i in range(6)]
-    assert all("List-Unsubscribe: <https://mail.example.org/unsubscribe/" in m["raw_data"] for m in sent)
+    assert sorted(m["destinations"][0] for m in sent) == [s.email for s in subs]
+    signer, list_id, ids = Signer(secret), store.list_id("main"), {s.email: s.id for s in subs}
+    for m in sent:
+        raw = m["raw_data"]
+        head = raw.split("\r\n\r\n", 1)[0]
+        assert "=?" not in head and "\n" not in head.replace("\r\n", "")  # nothing encoded, CRLF only
+        lines = dict(line.split(": ", 1) for line in head.split("\r\n"))
+        to = lines["To"]
+        assert lines["From"] == "TWIR Editors <newsletter@twir-eu.example>"
+        assert lines["Reply-To"] == "editors@twir-eu.example" and set(m["destinations"]) == {to}
+        assert lines["Subject"] == "This Week in Rust 700"
+        assert lines["List-Id"] == "This Week in Rust <newsletter.this-week-in-rust.org>"
+        assert lines["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert re.fullmatch(r"<[0-9a-f]{32}@twir-eu\.example>", lines["Message-ID"])
+        assert email.utils.parsedate_to_datetime(lines["Date"]).tzinfo is not None
+        url = re.fullmatch(r"<(\S+)>", lines["List-Unsubscribe"]).group(1)  # verbatim, on one line
+        assert url.startswith(base + "/unsubscribe/")
+        data = signer.verify(url.rsplit("/", 1)[1], UNSUBSCRIBE)
+        assert (data.subscriber_id, data.list_id) == (ids[to], list_id)
+        msg = email.message_from_string(raw, policy=policy.default)
+        text, html = msg.get_payload()
+        assert (text.get_content_type(), html.get_content_type()) == ("text/plain", "text/html")
+        for part in (text, html):
+            assert part["Content-Transfer-Encoding"] == "quoted-printable" and part.get_content_charset() == "utf-8"
+            assert "🦀" in part.get_content() and "ünïcödé" in part.get_content()
+            # the footer links exactly this recipient's URL, and no other unsubscribe URL
+            assert set(re.findall(r"https://\S+?/unsubscribe/[\w.-]+", part.get_content())) == {url}
+    listing = run("campaigns", env=env, cwd=tmp_path).stdout
+    assert [line.split()[1:6] for line in listing.splitlines()[1:]] == [
+        ["test", "700", "preview", "done", "1"], ["send", "700", "main", "done", "6"]]
 
 
 @pytest.mark.slow
