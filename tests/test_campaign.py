@@ -134,6 +134,10 @@ def test_second_send_refused_and_test_sends_are_separate(store, settings, db_set
     assert test.campaign.subject == "[TEST] This Week in Rust 600"
     adhoc = run(store, db_settings, list_name=None, test=True, addresses=["me@example.org", "you@example.org"])
     assert adhoc.counts["sent"] == 2
+    # an editor named with --to who is also on the preview list (or typed twice) gets one message
+    both = run(store, db_settings, list_name="preview", test=True,
+               addresses=["Editor000@Example.com", "me@example.org", "ME@example.org"])
+    assert both.counts["sent"] == 3
     real = run(store, db_settings)
     assert real.counts["sent"] == 3
     with pytest.raises(CampaignError, match="already sent"):
@@ -141,8 +145,8 @@ def test_second_send_refused_and_test_sends_are_separate(store, settings, db_set
     # still possible after the real send, and any number of times
     assert run(store, db_settings, list_name="preview", test=True).counts["sent"] == 2
     files = list(db_settings.outbox_dir.glob("*.eml"))
-    assert len(files) == 2 + 2 + 3 + 2
-    assert sum(b"Subject: [TEST] " in f.read_bytes() for f in files) == 6
+    assert len(files) == 2 + 2 + 3 + 3 + 2
+    assert sum(b"Subject: [TEST] " in f.read_bytes() for f in files) == 9
 
 
 def test_unsubscribe_during_send_is_honoured(store, db_settings):
