@@ -104,3 +104,18 @@ def test_sample_message_parses(template):
     msg = parse(template.sample())
     assert msg["To"] == "subscriber@example.invalid"
     assert "unsubscribe/SAMPLE-TOKEN" in content(msg.get_payload()[0])
+
+
+def test_non_ascii_names_are_encoded_so_headers_stay_7bit(settings):
+    s = with_overrides(settings, newsletter={"from_": "Cette Semaine en Rüst <news@bücher.example>",
+                                             "reply_to": "Rédaction <ed@example.org>",
+                                             "list_id": "Cette Semaine en Rüst <news.example.org>"})
+    t = MessageTemplate(rendered(), s)
+    raw = t.build("reader@example.com", "tok")
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert head.isascii()  # SES refuses raw 8-bit header bytes
+    assert b"\r\nList-Id: =?utf-8?q?Cette_Semaine_en_R=C3=BCst?= <news.example.org>\r\n" in head
+    msg = parse(raw)
+    assert str(msg["From"]) == "Cette Semaine en Rüst <news@xn--bcher-kva.example>"
+    assert str(msg["Reply-To"]) == "Rédaction <ed@example.org>"
+    assert t.sender == "news@xn--bcher-kva.example"
