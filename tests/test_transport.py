@@ -85,17 +85,15 @@ def test_ses_send_raw_with_tags_and_configuration_set(settings, moto):
     assert body["Destination"] == {"ToAddresses": ["reader@example.com"]}
 
 
-def test_ses_throttling_goes_through_botocore_retries(settings, moto):
-    t = SesTransport(ses_settings(settings, moto).ses, max_attempts=3)
-    # Two throttles: botocore's standard retry absorbs them (3 attempts).
-    inj = FaultInjector(count=2).install(t.client)
-    assert t.send(raw_for(settings), sender=SENDER, recipient="a@example.com", tags=TAGS)
-    assert inj.injected == 2 and len(moto.sent_messages()) == 1
-    # Three throttles outlast botocore's attempts: retryable for our own backoff.
-    inj.count = 3
+def test_ses_throttling_surfaces_at_once_for_paced_retries(settings, moto):
+    # No hidden botocore retries: each attempt must go through the campaign's pacer.
+    t = open_transport(ses_settings(settings, moto))
+    inj = FaultInjector(count=1).install(t.client)
     with pytest.raises(RetryableTransportError) as exc:
         t.send(raw_for(settings), sender=SENDER, recipient="a@example.com", tags=TAGS)
-    assert exc.value.code == "TooManyRequestsException"
+    assert exc.value.code == "TooManyRequestsException" and len(inj.requests) == 1
+    assert t.send(raw_for(settings), sender=SENDER, recipient="a@example.com", tags=TAGS)
+    assert len(inj.requests) == 2 and len(moto.sent_messages()) == 1
 
 
 @pytest.mark.parametrize("status,code,kind", [

@@ -1,8 +1,9 @@
 """Amazon SES transport: boto3 ``sesv2`` ``SendEmail`` with Raw content.
 
-botocore's own retry logic (standard mode) absorbs short throttling bursts;
-what still fails is classified here and the campaign applies its own
-backoff on top. The client is shared by all worker threads (botocore
+botocore's own retries are off for SendEmail (one attempt per call): its
+retries would go out unpaced, exceeding the rate exactly when SES throttles.
+Failures are classified here and the campaign retries them with backoff,
+each attempt taking a slot of the pacer. The client is shared by all worker threads (botocore
 clients are thread-safe) with a connection pool sized to the workers.
 """
 
@@ -49,7 +50,7 @@ class SesTransport(Transport):
     name = "ses"
     local = False
 
-    def __init__(self, cfg: Ses, *, workers: int = 8, max_attempts: int = 3, client=None):
+    def __init__(self, cfg: Ses, *, workers: int = 8, max_attempts: int = 1, client=None):
         self.cfg = cfg
         self.client = client or self._client(cfg, workers, max_attempts)
         self._rate: float | None = None
