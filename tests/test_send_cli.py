@@ -313,6 +313,9 @@ def test_paused_campaign_exits_3_with_resume_hint(store, store_url, tmp_path, sm
     assert "paused: SMTP refused: 454 Throttling failure: Daily message quota exceeded." in r.stderr
     assert "`twir-mail send --resume 1`" in r.stderr and "Traceback" not in r.stderr
     assert "rate:       14 messages/s" in r.stdout  # SMTP without a configured rate: SES's default
+    down = run("send", "--resume", "1", env=dict(env, TWIR_MAIL_SMTP_PORT="9"), cwd=tmp_path)
+    assert down.returncode == 1 and down.stderr.strip().startswith("error: cannot send through smtp: SMTP conn")
+    assert ledger.get(store, 1).status == "paused"  # a resume that could not start changes nothing
     r = run("send", "--resume", "1", env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert sorted(x for m in smtp_server.messages for x in m.recipients) == [

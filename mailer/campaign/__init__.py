@@ -68,7 +68,8 @@ def resume(store: Store, campaign_id: int | None, *, issue_number: int | None = 
         raise CampaignError(f"campaign {campaign_id} is complete ({counts[DS.SENT.value]} sent"
                             + (f", {unknown} unknown: add --resend-unknown to send those again)" if unknown else ")"))
     requeued = ledger.requeue_unknown(store, campaign_id) if resend_unknown else 0
-    ledger.set_status(store, campaign_id, CampaignStatus.SENDING)
+    # The status turns back to `sending` in deliver(): a resume that stops at the check or the
+    # transport's pre-flight leaves the campaign `paused`.
     return ledger.get(store, campaign_id), requeued
 
 
@@ -86,6 +87,8 @@ def deliver(store: Store, campaign: Campaign, rendered: Rendered, transport: Tra
         raise CampaignError(f"campaign {campaign.id} is for issue {campaign.issue_number}, "
                             f"not {rendered.issue.number}")
     template = template_for(rendered, settings, campaign)
+    if campaign.status != CampaignStatus.SENDING.value:
+        ledger.set_status(store, campaign.id, CampaignStatus.SENDING)
     sender = Sender(store, campaign, template, transport, settings, rate=rate, workers=workers,
                     on_progress=on_progress)
     return sender.run()
