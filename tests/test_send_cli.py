@@ -158,6 +158,23 @@ def test_bad_inputs_are_one_line_errors_and_record_nothing(store, store_url, tmp
     assert ledger.all_campaigns(store) == [] and moto.sent_messages() == []
 
 
+def test_least_privilege_credentials_send_with_a_given_rate(store, store_url, tmp_path, moto):
+    add_subscribers(store, 2)
+    env = cli_env(store_url, tmp_path / "o", TWIR_MAIL_TRANSPORT_KIND="ses", TWIR_MAIL_SES_ENDPOINT_URL=moto.url,
+                  TWIR_MAIL_SECRET_KEY="x" * 32, TWIR_MAIL_WEB_BASE_URL="https://mail.example.org",
+                  **moto.sender_only_keys())
+    env.pop("AWS_SESSION_TOKEN", None)  # a long-term IAM user key, no session
+    with moto.checking_credentials():  # moto now enforces the IAM policy: SendEmail only
+        no_rate = run("send", str(ISSUE), "--yes", env=env, cwd=tmp_path)
+        with_rate = run("send", str(ISSUE), "--yes", "--rate", "20", env=env, cwd=tmp_path)
+    assert no_rate.returncode == 1 and no_rate.stderr.strip().splitlines()[-1] == (
+        "error: cannot send through ses: SES AccessDenied: these credentials may not read the sending quota; "
+        "allow ses:GetAccount or ses:GetSendQuota, or give --rate or [ses] rate")
+    assert with_rate.returncode == 0, with_rate.stderr
+    assert sorted(m["destinations"][0] for m in moto.sent_messages()) == [
+        "reader000@example.com", "reader001@example.com"]
+
+
 def test_send_through_moto_via_environment(store, store_url, tmp_path, moto):
     """Acceptance: the contract's environment names alone drive a test send and a real send."""
     import boto3

@@ -128,7 +128,7 @@ def _send(ctx, issue, list_name, yes, dry_run, rate, force, resume, resend_unkno
                 n = (store.count(target)["subscribed"] if target else 0) + len(addresses)
                 if n == 0:
                     raise CampaignError(f"no subscribed recipients on list {target!r}")
-                send_rate = cmp.resolve_rate(settings, transport, rate)
+                send_rate = _rate(settings, transport, rate)
                 _summary(rendered, settings, target, addresses, n, transport, send_rate, test)
                 if dry_run:
                     return _dry_run(store, rendered, settings, target, addresses, test)
@@ -138,7 +138,7 @@ def _send(ctx, issue, list_name, yes, dry_run, rate, force, resume, resend_unkno
                                      addresses=addresses, test=test)
                 rate = send_rate
             if resuming:
-                rate = cmp.resolve_rate(settings, transport, rate)
+                rate = _rate(settings, transport, rate)
             counts = cmp.ledger.counts(store, campaign.id)
             bar, update = _progress_bar(sum(counts.values()), sum(counts.values()) - counts["queued"])
             with bar:
@@ -161,8 +161,22 @@ def _preflight(transport) -> None:
         return
     try:
         transport.check()
-    except TransportError as exc:  # not "paused" (exit 3): no campaign was touched
-        raise TransportError(f"cannot send through {transport.name}: {exc.message}", code=exc.code) from None
+    except TransportError as exc:
+        raise _not_ready(transport, exc) from None
+
+
+def _rate(settings, transport, cli_rate):
+    from .. import campaign as cmp
+
+    try:
+        return cmp.resolve_rate(settings, transport, cli_rate)
+    except TransportError as exc:
+        raise _not_ready(transport, exc) from None
+
+
+def _not_ready(transport, exc) -> TransportError:
+    # Exit 1, not "paused" (3): no campaign was touched.
+    return TransportError(f"cannot send through {transport.name}: {exc.message}", code=exc.code)
 
 
 def _prepare_resume(store, campaign_id, issue, list_name, resend_unknown, settings):

@@ -27,6 +27,7 @@ PAUSE_CODES = {"SendingPausedException", "AccountSuspendedException", "AccountSe
                "ConfigurationSetDoesNotExist"}
 AUTH_CODES = {"InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch",
               "AccessDenied", "AccessDeniedException", "ExpiredToken", "ExpiredTokenException"}
+DENIED_CODES = {"AccessDenied", "AccessDeniedException"}
 _TAG_SAFE = re.compile(r"[^A-Za-z0-9_.@-]")
 
 
@@ -97,7 +98,13 @@ class SesTransport(Transport):
 
     def check(self) -> None:
         # Reading the quota needs working credentials and a reachable endpoint, like a send.
-        self.account_rate()
+        try:
+            self.account_rate()
+        except SendingPaused as exc:
+            if exc.code not in DENIED_CODES:
+                raise
+            # Valid credentials that may send but not read the quota (least privilege): fine
+            # when the rate is given; resolving it from the account then says what to allow.
 
     def _read_rate(self) -> float:
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
@@ -114,6 +121,11 @@ class SesTransport(Transport):
             rate = self._client(self.cfg, 1, 3, "ses").get_send_quota().get("MaxSendRate")
             return float(rate) if rate else 0.0
         except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in DENIED_CODES:
+                raise SendingPaused(f"SES {code}: these credentials may not read the sending quota; allow "
+                                    "ses:GetAccount or ses:GetSendQuota, or give --rate or [ses] rate",
+                                    code=code) from None
             raise classify_client_error(exc) from None
         except BotoCoreError as exc:
             raise SendingPaused(f"cannot reach SES to read the sending rate: {exc}") from None
