@@ -79,6 +79,22 @@ def _ascii_header(name: str, value: str) -> str:
     return f"{name}: {value}"
 
 
+def _address_header(value: str) -> str:
+    """``Name <address>`` with a non-ASCII name RFC 2047-encoded (headers must stay 7-bit for SES)."""
+    name, address = parseaddr(value)
+    return formataddr((name, _address_ascii(address)), charset="utf-8")
+
+
+def _list_id(value: str) -> str:
+    """RFC 2919 ``phrase <list-label>``: only a non-ASCII phrase is encoded, the label stays verbatim."""
+    if value.isascii():
+        return value
+    phrase, bracket, label = value.rpartition("<")
+    if not bracket:
+        return Header(value, "utf-8").encode()
+    return f"{Header(phrase.strip(), 'utf-8').encode()} <{label}"
+
+
 def encode_subject(subject: str) -> str:
     """Plain ASCII stays readable; anything else is RFC 2047 encoded (and folded)."""
     if subject.isascii() and len(subject) < 900:
@@ -104,7 +120,8 @@ class MessageTemplate:
 
     def __init__(self, rendered: Rendered, settings: Settings, *, subject_prefix: str = ""):
         news = settings.newsletter
-        self.sender_name, self.sender = parseaddr(news.from_)
+        self.sender_name, sender = parseaddr(news.from_)
+        self.sender = _address_ascii(sender)  # SES FromEmailAddress and SMTP MAIL FROM: ASCII (IDNA)
         self.domain = self.sender.rpartition("@")[2]
         self.mailto = news.unsubscribe_mailto
         self.base_url = settings.web.base_url.rstrip("/")
@@ -115,16 +132,16 @@ class MessageTemplate:
         if not self.text.placeholders or not self.html.placeholders:
             raise TransportError("rendered email lacks the unsubscribe placeholder in its text or HTML part")
         common = [
-            _ascii_header("From", formataddr((self.sender_name, self.sender), charset="utf-8")),
+            _ascii_header("From", _address_header(news.from_)),
             _ascii_header("Subject", encode_subject(self.subject)),
-            _ascii_header("List-Id", news.list_id),
+            _ascii_header("List-Id", _list_id(news.list_id)),
             "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
             "MIME-Version: 1.0",
             f'Content-Type: multipart/alternative; boundary="{self.boundary}"',
         ]
         if news.reply_to:
-            common.insert(1, _ascii_header("Reply-To", news.reply_to))
-        self._common = ("\r\n".join(common) + "\r\n").encode("utf-8")
+            common.insert(1, _ascii_header("Reply-To", _address_header(news.reply_to)))
+        self._common = ("\r\n".join(common) + "\r\n").encode("ascii")
         self._open = f"\r\n--{self.boundary}\r\n".encode("ascii")
         self._close = f"\r\n--{self.boundary}--\r\n".encode("ascii")
 

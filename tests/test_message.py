@@ -113,3 +113,18 @@ def test_lines_starting_with_from_survive_mbox_software():
     assert b"\r\nFrom " not in encoded and encoded.count(b"=46rom ") == 1
     import quopri
     assert quopri.decodestring(encoded).replace(b"\r\n", b"\n") == b"Intro\nFrom the team: hello\nNot From here\n"
+
+
+def test_non_ascii_names_are_encoded_so_headers_stay_7bit(settings):
+    s = with_overrides(settings, newsletter={"from_": "Cette Semaine en Rüst <news@bücher.example>",
+                                             "reply_to": "Rédaction <ed@example.org>",
+                                             "list_id": "Cette Semaine en Rüst <news.example.org>"})
+    t = MessageTemplate(rendered(), s)
+    raw = t.build("reader@example.com", "tok")
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert head.isascii()  # SES refuses raw 8-bit header bytes
+    assert b"\r\nList-Id: =?utf-8?q?Cette_Semaine_en_R=C3=BCst?= <news.example.org>\r\n" in head
+    msg = parse(raw)
+    assert str(msg["From"]) == "Cette Semaine en Rüst <news@xn--bcher-kva.example>"
+    assert str(msg["Reply-To"]) == "Rédaction <ed@example.org>"
+    assert t.sender == "news@xn--bcher-kva.example"

@@ -79,6 +79,47 @@ def test_confirmation_no_and_dry_run_record_nothing(store, store_url, tmp_path):
     assert ledger.all_campaigns(store) == [] and not (tmp_path / "outbox").exists()
 
 
+def test_dry_run_summarises_exactly_what_the_send_would_do(store, store_url, tmp_path):
+    add_subscribers(store, 3)
+    add_subscribers(store, 2, list_name="preview", prefix="editor")
+    env = cli_env(store_url, tmp_path / "outbox")
+    adhoc = run("send", str(ISSUE), "--to", "me@example.org", "--dry-run", env=env, cwd=tmp_path)
+    assert adhoc.returncode == 0, adhoc.stderr
+    # the test addresses, not the main list; summary first, as for the real send
+    assert "subject:    [TEST] This Week in Rust 700" in adhoc.stdout
+    assert "to:         me@example.org (1 recipient)" in adhoc.stdout and "built 1 message(s)" in adhoc.stdout
+    both = run("send", str(ISSUE), "--to", "preview", "--to", "me@example.org", "--dry-run", env=env, cwd=tmp_path)
+    assert "(3 recipients)" in both.stdout and "built 3 message(s)" in both.stdout
+    real = run("send", str(ISSUE), "--dry-run", env=env, cwd=tmp_path)
+    assert "to:         list main (3 recipients)" in real.stdout and "built 3 message(s)" in real.stdout
+    assert run("send", str(ISSUE), "--yes", env=env, cwd=tmp_path).returncode == 0
+    again = run("send", str(ISSUE), "--dry-run", env=env, cwd=tmp_path)  # the real send would be refused
+    assert again.returncode == 1 and "already sent to list 'main'" in again.stderr
+    env.update(TWIR_MAIL_TRANSPORT_KIND="ses")  # so would one without a real secret
+    ses = run("send", str(ISSUE), "--to", "preview", "--dry-run", env=env, cwd=tmp_path)
+    assert ses.returncode == 2 and "TWIR_MAIL_SECRET_KEY" in ses.stderr
+    assert len(ledger.all_campaigns(store)) == 1 and len(outbox_recipients(tmp_path / "outbox")) == 3
+
+
+def test_check_errors_stop_the_send_unless_forced(store, store_url, tmp_path):
+    add_subscribers(store, 2)
+    draft = tmp_path / "draft-700.md"
+    draft.write_text(ISSUE.read_text(encoding="utf-8") + "\n* [Reddit](REDDIT_LINK_HERE)\n", encoding="utf-8")
+    outbox = tmp_path / "outbox"
+    env = cli_env(store_url, outbox)
+    for args in (("--yes",), ("--to", "me@example.org"), ("--dry-run",)):
+        r = run("send", str(draft), *args, env=env, cwd=tmp_path)
+        assert r.returncode == 1 and "draft placeholder REDDIT_LINK_HERE" in r.stderr, r.stderr
+        assert r.stderr.strip().splitlines()[-1] == f"error: {draft}: 1 error(s) in the issue: fix them or send " \
+                                                  "with --force"
+        assert "subject:" not in r.stdout
+    assert ledger.all_campaigns(store) == [] and not outbox.exists()
+    forced = run("send", str(draft), "--yes", "--force", env=env, cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    assert "draft placeholder" in forced.stderr and "sent 2, failed 0" in forced.stdout
+    assert sorted(outbox_recipients(outbox)) == ["reader000@example.com", "reader001@example.com"]
+
+
 def test_ses_and_smtp_refused_without_secret(store, store_url, tmp_path):
     add_subscribers(store, 1)
     env = cli_env(store_url, tmp_path / "o", TWIR_MAIL_TRANSPORT_KIND="ses")
@@ -90,18 +131,111 @@ def test_ses_and_smtp_refused_without_secret(store, store_url, tmp_path):
     assert ledger.all_campaigns(store) == []
 
 
-def test_send_through_moto_via_environment(store, store_url, tmp_path, moto):
-    add_subscribers(store, 6)
+def test_bad_inputs_are_one_line_errors_and_record_nothing(store, store_url, tmp_path, moto):
+    add_subscribers(store, 2)
     env = cli_env(store_url, tmp_path / "o", TWIR_MAIL_TRANSPORT_KIND="ses", TWIR_MAIL_SES_ENDPOINT_URL=moto.url,
-                  TWIR_MAIL_SES_REGION="us-east-1", TWIR_MAIL_SECRET_KEY="x" * 32,
-                  TWIR_MAIL_WEB_BASE_URL="https://mail.example.org", AWS_ACCESS_KEY_ID="testing",
-                  AWS_SECRET_ACCESS_KEY="testing")
+                  TWIR_MAIL_SECRET_KEY="x" * 32, TWIR_MAIL_WEB_BASE_URL="https://mail.example.org",
+                  AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+    down = dict(env, TWIR_MAIL_SES_ENDPOINT_URL="http://127.0.0.1:9")
+    cases = [
+        (("send", str(tmp_path / "nope.md"), "--yes"), env, 1, "nope.md: no such file"),
+        (("send", str(ISSUE), "--list", "nosuch", "--yes"), env, 1, "unknown list 'nosuch'"),
+        (("send", str(ISSUE), "--to", "me@@example", "--yes"), env, 1, "invalid address 'me@@example'"),
+        # with --rate no quota is needed, yet the endpoint and credentials are tried before anything is recorded
+        (("send", str(ISSUE), "--yes", "--rate", "5"), down, 1, "cannot send through ses: cannot reach SES"),
+        (("send", str(ISSUE), "--yes", "--rate", "5"), dict(env, AWS_PROFILE="nope"), 2, "profile (nope)"),
+    ]
+    for args, e, code, message in cases:
+        r = run(*args, env=e, cwd=tmp_path)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == code, (args, r.returncode, r.stderr)
+        assert lines[-1].startswith("error: ") and message in lines[-1], (args, r.stderr)
+        assert "Traceback" not in r.stderr and "unexpected" not in r.stderr
+    with moto.checking_credentials():
+        r = run("send", str(ISSUE), "--yes", "--rate", "5", env=env, cwd=tmp_path)
+    assert r.returncode == 1 and r.stderr.strip().splitlines()[-1].startswith(
+        "error: cannot send through ses: SES InvalidClientTokenId"), r.stderr
+    assert ledger.all_campaigns(store) == [] and moto.sent_messages() == []
+
+
+def test_least_privilege_credentials_send_with_a_given_rate(store, store_url, tmp_path, moto):
+    add_subscribers(store, 2)
+    env = cli_env(store_url, tmp_path / "o", TWIR_MAIL_TRANSPORT_KIND="ses", TWIR_MAIL_SES_ENDPOINT_URL=moto.url,
+                  TWIR_MAIL_SECRET_KEY="x" * 32, TWIR_MAIL_WEB_BASE_URL="https://mail.example.org",
+                  **moto.sender_only_keys())
+    env.pop("AWS_SESSION_TOKEN", None)  # a long-term IAM user key, no session
+    with moto.checking_credentials():  # moto now enforces the IAM policy: SendEmail only
+        no_rate = run("send", str(ISSUE), "--yes", env=env, cwd=tmp_path)
+        with_rate = run("send", str(ISSUE), "--yes", "--rate", "20", env=env, cwd=tmp_path)
+    assert no_rate.returncode == 1 and no_rate.stderr.strip().splitlines()[-1] == (
+        "error: cannot send through ses: SES AccessDenied: these credentials may not read the sending quota; "
+        "allow ses:GetAccount or ses:GetSendQuota, or give --rate or [ses] rate")
+    assert with_rate.returncode == 0, with_rate.stderr
+    assert sorted(m["destinations"][0] for m in moto.sent_messages()) == [
+        "reader000@example.com", "reader001@example.com"]
+
+
+def test_send_through_moto_via_environment(store, store_url, tmp_path, moto):
+    """Acceptance: the contract's environment names alone drive a test send and a real send."""
+    import boto3
+    import email
+    import re
+    from email import policy
+
+    from mailer.tokens import UNSUBSCRIBE, Signer
+
+    subs = add_subscribers(store, 6)
+    add_subscribers(store, 1, list_name="preview", prefix="editor")
+    # The sender is verified only in eu-west-1: a send that ignored TWIR_MAIL_SES_REGION would be rejected.
+    boto3.client("ses", region_name="eu-west-1", endpoint_url=moto.url).verify_domain_identity(
+        Domain="twir-eu.example")
+    base = "https://mail.example.org/" + "a-long-path-segment/" * 8 + "twir"  # long enough for a naive fold
+    secret = "acceptance-secret-0123456789"
+    outbox = tmp_path / "outbox-from-env"
+    env = cli_env(store_url, outbox, TWIR_MAIL_NEWSLETTER_FROM="TWIR Editors <newsletter@twir-eu.example>",
+                  TWIR_MAIL_NEWSLETTER_REPLY_TO="editors@twir-eu.example", TWIR_MAIL_TRANSPORT_KIND="outbox",
+                  TWIR_MAIL_SES_ENDPOINT_URL=moto.url, TWIR_MAIL_SES_REGION="eu-west-1",
+                  TWIR_MAIL_SECRET_KEY=secret, TWIR_MAIL_WEB_BASE_URL=base,
+                  AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+    assert env["TWIR_MAIL_OUTBOX_DIR"] == str(outbox) and env["TWIR_MAIL_DATABASE_URL"] == store_url
+    test = run("send", str(ISSUE), "--to", "preview", env=env, cwd=tmp_path)
+    assert test.returncode == 0, test.stderr
+    assert outbox_recipients(outbox) == ["editor000@example.com"]
+    env["TWIR_MAIL_TRANSPORT_KIND"] = "ses"
     r = run("send", str(ISSUE), "--yes", "--rate", "50", env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "transport:  ses" in r.stdout and "50 messages/s" in r.stdout
+    assert "transport:  ses" in r.stdout and "50 messages/s" in r.stdout and "sent 6, failed 0" in r.stdout
     sent = moto.sent_messages()
-    assert sorted(m["destinations"][0] for m in sent) == [f"reader{i:03d}@example.com" for i in range(6)]
-    assert all("List-Unsubscribe: <https://mail.example.org/unsubscribe/" in m["raw_data"] for m in sent)
+    assert sorted(m["destinations"][0] for m in sent) == [s.email for s in subs]
+    signer, list_id, ids = Signer(secret), store.list_id("main"), {s.email: s.id for s in subs}
+    for m in sent:
+        raw = m["raw_data"]
+        head = raw.split("\r\n\r\n", 1)[0]
+        assert "=?" not in head and "\n" not in head.replace("\r\n", "")  # nothing encoded, CRLF only
+        lines = dict(line.split(": ", 1) for line in head.split("\r\n"))
+        to = lines["To"]
+        assert lines["From"] == "TWIR Editors <newsletter@twir-eu.example>"
+        assert lines["Reply-To"] == "editors@twir-eu.example" and set(m["destinations"]) == {to}
+        assert lines["Subject"] == "This Week in Rust 700"
+        assert lines["List-Id"] == "This Week in Rust <newsletter.this-week-in-rust.org>"
+        assert lines["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert re.fullmatch(r"<[0-9a-f]{32}@twir-eu\.example>", lines["Message-ID"])
+        assert email.utils.parsedate_to_datetime(lines["Date"]).tzinfo is not None
+        url = re.fullmatch(r"<(\S+)>", lines["List-Unsubscribe"]).group(1)  # verbatim, on one line
+        assert url.startswith(base + "/unsubscribe/")
+        data = signer.verify(url.rsplit("/", 1)[1], UNSUBSCRIBE)
+        assert (data.subscriber_id, data.list_id) == (ids[to], list_id)
+        msg = email.message_from_string(raw, policy=policy.default)
+        text, html = msg.get_payload()
+        assert (text.get_content_type(), html.get_content_type()) == ("text/plain", "text/html")
+        for part in (text, html):
+            assert part["Content-Transfer-Encoding"] == "quoted-printable" and part.get_content_charset() == "utf-8"
+            assert "🦀" in part.get_content() and "ünïcödé" in part.get_content()
+            # the footer links exactly this recipient's URL, and no other unsubscribe URL
+            assert set(re.findall(r"https://\S+?/unsubscribe/[\w.-]+", part.get_content())) == {url}
+    listing = run("campaigns", env=env, cwd=tmp_path).stdout
+    assert [line.split()[1:6] for line in listing.splitlines()[1:]] == [
+        ["test", "700", "preview", "done", "1"], ["send", "700", "main", "done", "6"]]
 
 
 @pytest.mark.slow
@@ -196,6 +330,9 @@ def test_paused_campaign_exits_3_with_resume_hint(store, store_url, tmp_path, sm
     assert "paused: SMTP refused: 454 Throttling failure: Daily message quota exceeded." in r.stderr
     assert "`twir-mail send --resume 1`" in r.stderr and "Traceback" not in r.stderr
     assert "rate:       14 messages/s" in r.stdout  # SMTP without a configured rate: SES's default
+    down = run("send", "--resume", "1", env=dict(env, TWIR_MAIL_SMTP_PORT="9"), cwd=tmp_path)
+    assert down.returncode == 1 and down.stderr.strip().startswith("error: cannot send through smtp: SMTP conn")
+    assert ledger.get(store, 1).status == "paused"  # a resume that could not start changes nothing
     r = run("send", "--resume", "1", env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert sorted(x for m in smtp_server.messages for x in m.recipients) == [

@@ -61,6 +61,10 @@ def test_real_delivery_needs_secret_and_public_url(settings):
     with pytest.raises(ConfigError, match="base_url"):
         check_sendable(secret)
     check_sendable(with_overrides(secret, web={"base_url": "https://mail.example.org"}))
+    for unusable in ("http://localhost:8000", "https://[::1]/", "https://0.0.0.0", "http://127.0.0.2:8000",
+                     "https://twir.localhost", "http://mail.example.org"):  # the last: RFC 8058 wants https
+        with pytest.raises(ConfigError, match="base_url"):
+            check_sendable(with_overrides(secret, web={"base_url": unusable}))
     check_sendable(settings)  # outbox: always fine
 
 
@@ -81,17 +85,15 @@ def test_ses_send_raw_with_tags_and_configuration_set(settings, moto):
     assert body["Destination"] == {"ToAddresses": ["reader@example.com"]}
 
 
-def test_ses_throttling_goes_through_botocore_retries(settings, moto):
-    t = SesTransport(ses_settings(settings, moto).ses, max_attempts=3)
-    # Two throttles: botocore's standard retry absorbs them (3 attempts).
-    inj = FaultInjector(count=2).install(t.client)
-    assert t.send(raw_for(settings), sender=SENDER, recipient="a@example.com", tags=TAGS)
-    assert inj.injected == 2 and len(moto.sent_messages()) == 1
-    # Three throttles outlast botocore's attempts: retryable for our own backoff.
-    inj.count = 3
+def test_ses_throttling_surfaces_at_once_for_paced_retries(settings, moto):
+    # No hidden botocore retries: each attempt must go through the campaign's pacer.
+    t = open_transport(ses_settings(settings, moto))
+    inj = FaultInjector(count=1).install(t.client)
     with pytest.raises(RetryableTransportError) as exc:
         t.send(raw_for(settings), sender=SENDER, recipient="a@example.com", tags=TAGS)
-    assert exc.value.code == "TooManyRequestsException"
+    assert exc.value.code == "TooManyRequestsException" and len(inj.requests) == 1
+    assert t.send(raw_for(settings), sender=SENDER, recipient="a@example.com", tags=TAGS)
+    assert len(inj.requests) == 2 and len(moto.sent_messages()) == 1
 
 
 @pytest.mark.parametrize("status,code,kind", [
@@ -127,6 +129,37 @@ def test_ses_connection_refused_is_retryable(settings, monkeypatch):
         t.send(b"x", sender=SENDER, recipient="a@example.com", tags=TAGS)
 
 
+def test_ses_bad_credentials_pause_and_fail_the_check(settings, moto):
+    t = open_transport(ses_settings(settings, moto))
+    with moto.checking_credentials():
+        with pytest.raises(SendingPaused, match="InvalidClientTokenId.*check the AWS credentials"):
+            t.check()
+        # sesv2 answers a 403 moto-style (no JSON error code): still not one recipient's fault
+        with pytest.raises(SendingPaused, match="403"):
+            t.send(raw_for(settings), sender=SENDER, recipient="a@example.com", tags=TAGS)
+    assert moto.sent_messages() == []
+
+
+def test_ses_unknown_aws_profile_is_a_config_error(settings, moto, monkeypatch):
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    with pytest.raises(ConfigError, match="no-such-profile"):
+        open_transport(ses_settings(settings, moto))
+
+
+def test_ses_account_rate_from_get_account(settings, moto):
+    t = open_transport(ses_settings(settings, moto))
+
+    def answer(request, **kw):  # moto lacks sesv2 GetAccount: answer it as SES does
+        from tests.fixtures.send import _Raw
+        from botocore.awsrequest import AWSResponse
+        body = json.dumps({"SendQuota": {"Max24HourSend": 50000.0, "MaxSendRate": 37.0, "SentLast24Hours": 0.0},
+                           "SendingEnabled": True, "ProductionAccessEnabled": True}).encode()
+        return AWSResponse(request.url, 200, {"Content-Type": "application/json"}, _Raw(body))
+
+    t.client.meta.events.register("before-send.sesv2.GetAccount", answer)
+    assert t.account_rate() == 37.0
+
+
 def test_ses_account_rate_falls_back_to_v1_quota(settings, moto):
     # moto has no sesv2 GetAccount: the v1 GetSendQuota answer (MaxSendRate 1) is used.
     assert open_transport(ses_settings(settings, moto)).account_rate() == 1.0
@@ -159,6 +192,18 @@ def test_smtp_bad_password_pauses(settings, smtp_tls_server):
     s = replace(_smtp_settings(settings, smtp_tls_server), smtp_password="wrong")
     with pytest.raises(SendingPaused, match="login refused"):
         open_transport(s).send(raw_for(s), sender=SENDER, recipient="a@example.com", tags=TAGS)
+
+
+def test_smtp_check_logs_in_once(settings, smtp_tls_server):
+    from dataclasses import replace
+    s = _smtp_settings(settings, smtp_tls_server)
+    open_transport(s).check()
+    with pytest.raises(SendingPaused, match="login refused"):
+        open_transport(replace(s, smtp_password="wrong")).check()
+    down = with_overrides(s, smtp={"port": 9})
+    with pytest.raises(RetryableTransportError, match="connection"):
+        open_transport(down).check()
+    assert smtp_tls_server.messages == []
 
 
 def test_smtp_454_is_retryable_then_succeeds(settings, smtp_server):

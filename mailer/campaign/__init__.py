@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 
 from ..config import Settings
@@ -67,7 +68,8 @@ def resume(store: Store, campaign_id: int | None, *, issue_number: int | None = 
         raise CampaignError(f"campaign {campaign_id} is complete ({counts[DS.SENT.value]} sent"
                             + (f", {unknown} unknown: add --resend-unknown to send those again)" if unknown else ")"))
     requeued = ledger.requeue_unknown(store, campaign_id) if resend_unknown else 0
-    ledger.set_status(store, campaign_id, CampaignStatus.SENDING)
+    # The status turns back to `sending` in deliver(): a resume that stops at the check or the
+    # transport's pre-flight leaves the campaign `paused`.
     return ledger.get(store, campaign_id), requeued
 
 
@@ -85,20 +87,26 @@ def deliver(store: Store, campaign: Campaign, rendered: Rendered, transport: Tra
         raise CampaignError(f"campaign {campaign.id} is for issue {campaign.issue_number}, "
                             f"not {rendered.issue.number}")
     template = template_for(rendered, settings, campaign)
+    if campaign.status != CampaignStatus.SENDING.value:
+        ledger.set_status(store, campaign.id, CampaignStatus.SENDING)
     sender = Sender(store, campaign, template, transport, settings, rate=rate, workers=workers,
                     on_progress=on_progress)
     return sender.run()
 
 
-def dry_run(store: Store, rendered: Rendered, settings: Settings, list_name: str) -> tuple[int, int, float]:
-    """Build every message of a send without recording or handing anything over.
-    Returns (messages, total bytes, seconds)."""
-    template = MessageTemplate(rendered, settings)
+def dry_run(store: Store, rendered: Rendered, settings: Settings, list_name: str | None,
+            addresses: list[str] = (), test: bool = False) -> tuple[int, int, float]:
+    """Build every message of a send (list members and/or test addresses) without recording or
+    handing anything over. Returns (messages, total bytes, seconds)."""
+    template = MessageTemplate(rendered, settings,
+                               subject_prefix=settings.send.test_subject_prefix if test else "")
     signer = Signer(settings.secret_key)
-    list_id = store.list_id(list_name)
+    list_id = store.list_id(list_name) if list_name else 0
     started, n, size = time.monotonic(), 0, 0
-    for sub in store.iter_subscribers(list_name, Status.SUBSCRIBED):
-        if sub.email:
-            size += len(template.build(sub.email, signer.unsubscribe_token(sub.id, list_id)))
-            n += 1
+    members = store.iter_subscribers(list_name, Status.SUBSCRIBED) if list_name else ()
+    recipients = itertools.chain(((sub.email, sub.id) for sub in members if sub.email),
+                                 ((a, 0) for a in dict.fromkeys(addresses)))
+    for email, sub_id in recipients:
+        size += len(template.build(email, signer.unsubscribe_token(sub_id, list_id)))
+        n += 1
     return n, size, time.monotonic() - started

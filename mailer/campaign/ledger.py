@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from ..errors import CampaignError
 from ..models import CampaignStatus, DeliveryStatus as DS, Status
 from ..store import Store
+from ..store.addresses import normalize
 from ..store.engine import as_utc, utcnow
 from ..store.schema import campaigns as C, deliveries as D, list_members as M, lists as L, subscribers as S
 
@@ -116,11 +117,24 @@ def create(store: Store, *, kind: str, issue_number: int, issue_path: str, list_
                 conn.execute(D.insert().from_select(["campaign_id", "subscriber_id", "email", "status"], members))
             if addresses:
                 conn.execute(D.insert(), [{"campaign_id": cid, "email": a, "status": DS.QUEUED.value}
-                                          for a in dict.fromkeys(addresses)])
+                                          for a in _new_addresses(conn, cid, addresses)])
     except sa.exc.IntegrityError:
         # Another process created the same campaign between our check and insert.
         raise CampaignError(f"issue {issue_number} is already being sent to list {list_name!r}") from None
     return get(store, cid)
+
+
+def _new_addresses(conn, cid: int, addresses: list[str]) -> list[str]:
+    """Test-send addresses not already frozen (as a list member or typed twice, in any case)."""
+    seen = {normalize(e)[1] for e in conn.execute(sa.select(D.c.email).where(D.c.campaign_id == cid)).scalars()
+            if e}
+    out = []
+    for address in addresses:
+        key = normalize(address)[1]
+        if key not in seen:
+            seen.add(key)
+            out.append(address)
+    return out
 
 
 def refuse_second_send(store: Store, issue_number: int, list_name: str) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from . import err, pass_ctx
-from ..errors import CampaignError, CheckFailed, Interrupted, SendingPaused
+from ..errors import CampaignError, CheckFailed, Interrupted, SendingPaused, TransportError
 
 
 def _kib(n: int) -> str:
@@ -109,13 +109,12 @@ def _send(ctx, issue, list_name, yes, dry_run, rate, force, resume, resend_unkno
                 click.echo(f"requeued {requeued} unknown recipient(s) (--resend-unknown)")
             issue = issue or found.issue_path
         rendered = _render(issue, settings, force)
-        transport = open_transport(settings, dry_run=dry_run)
+        # The real transport even for --dry-run: its settings are checked and the rate resolved
+        # exactly as for the send; only the hand-over is skipped.
+        transport = open_transport(settings)
         try:
-            if dry_run:
-                target = settings.send.preview_list if "preview" in to else list_name
-                return _dry_run(store, rendered, settings, target)
-            if not transport.local:
-                check_sendable(settings)
+            check_sendable(settings)
+            _preflight(transport)
             if resuming:
                 campaign = found
                 if rendered.html_bytes != campaign.html_bytes:
@@ -129,15 +128,17 @@ def _send(ctx, issue, list_name, yes, dry_run, rate, force, resume, resend_unkno
                 n = (store.count(target)["subscribed"] if target else 0) + len(addresses)
                 if n == 0:
                     raise CampaignError(f"no subscribed recipients on list {target!r}")
-                send_rate = cmp.resolve_rate(settings, transport, rate)
+                send_rate = _rate(settings, transport, rate)
                 _summary(rendered, settings, target, addresses, n, transport, send_rate, test)
+                if dry_run:
+                    return _dry_run(store, rendered, settings, target, addresses, test)
                 if not (yes or test):
                     click.confirm("send it?", abort=True, err=True)
                 campaign = cmp.start(store, rendered, settings, transport, list_name=target,
                                      addresses=addresses, test=test)
                 rate = send_rate
             if resuming:
-                rate = cmp.resolve_rate(settings, transport, rate)
+                rate = _rate(settings, transport, rate)
             counts = cmp.ledger.counts(store, campaign.id)
             bar, update = _progress_bar(sum(counts.values()), sum(counts.values()) - counts["queued"])
             with bar:
@@ -152,6 +153,30 @@ def _send(ctx, issue, list_name, yes, dry_run, rate, force, resume, resend_unkno
         raise SendingPaused(f"campaign {report.campaign.id} paused: {report.reason}. "
                             f"Fix the cause, then `{resume_cmd}`")
     return 0
+
+
+def _preflight(transport) -> None:
+    """Credentials and endpoint, tried before a campaign is recorded or resumed."""
+    if transport.local:
+        return
+    try:
+        transport.check()
+    except TransportError as exc:
+        raise _not_ready(transport, exc) from None
+
+
+def _rate(settings, transport, cli_rate):
+    from .. import campaign as cmp
+
+    try:
+        return cmp.resolve_rate(settings, transport, cli_rate)
+    except TransportError as exc:
+        raise _not_ready(transport, exc) from None
+
+
+def _not_ready(transport, exc) -> TransportError:
+    # Exit 1, not "paused" (3): no campaign was touched.
+    return TransportError(f"cannot send through {transport.name}: {exc.message}", code=exc.code)
 
 
 def _prepare_resume(store, campaign_id, issue, list_name, resend_unknown, settings):
@@ -176,12 +201,12 @@ def _summary(rendered, settings, target, addresses, n, transport, rate, test) ->
         click.echo(f"duration:   about {_duration(n / rate)}")
 
 
-def _dry_run(store, rendered, settings, list_name) -> int:
+def _dry_run(store, rendered, settings, list_name, addresses, test) -> int:
     from .. import campaign as cmp
 
-    n, size, seconds = cmp.dry_run(store, rendered, settings, list_name)
-    click.echo(f"dry run: built {n} message(s) for list {list_name} ({_kib(size / max(n, 1))} each, "
-               f"{seconds:.2f}s); nothing was sent or recorded")
+    n, size, seconds = cmp.dry_run(store, rendered, settings, list_name, addresses, test)
+    click.echo(f"dry run: built {n} message(s) ({_kib(size / max(n, 1))} each, {seconds:.2f}s); "
+               "nothing was sent or recorded")
     return 0
 
 

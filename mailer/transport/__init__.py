@@ -11,6 +11,9 @@ connection), ``PermanentTransportError`` (this message/recipient only) or
 
 from __future__ import annotations
 
+import ipaddress
+from urllib.parse import urlsplit
+
 from ..config import Settings
 from ..errors import ConfigError
 from .base import NullTransport, Transport
@@ -24,16 +27,31 @@ REMOTE_KINDS = ("smtp", "ses")
 
 
 def check_sendable(settings: Settings) -> None:
-    """Refuse real delivery with the development secret or a local unsubscribe URL."""
+    """Refuse real delivery with the development secret or an unsubscribe URL readers cannot use."""
     if settings.transport.kind not in REMOTE_KINDS:
         return
     if not settings.has_real_secret:
         raise ConfigError("sending through %s needs a real secret: set TWIR_MAIL_SECRET_KEY "
                           "(at least 16 characters)" % settings.transport.kind, setting="TWIR_MAIL_SECRET_KEY")
     base = settings.web.base_url.rstrip("/")
-    if base == DEFAULT_BASE_URL or "://127.0.0.1" in base or "://localhost" in base:
+    parts = urlsplit(base)
+    if base == DEFAULT_BASE_URL or _local_host(parts.hostname or ""):
         raise ConfigError(f"sending through {settings.transport.kind} needs the public [web] base_url "
                           f"(unsubscribe links would point at {base})", setting="web.base_url")
+    if parts.scheme != "https":
+        # RFC 8058: one-click unsubscribe needs an HTTPS URI (Gmail and Yahoo ignore others).
+        raise ConfigError(f"sending through {settings.transport.kind} needs an https:// [web] base_url, "
+                          f"got {base}", setting="web.base_url")
+
+
+def _local_host(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return ip.is_loopback or ip.is_unspecified or ip.is_link_local
 
 
 def open_transport(settings: Settings, *, dry_run: bool = False) -> Transport:

@@ -31,6 +31,9 @@ class Transport:
         """Messages per second the account allows, if the transport knows (else None)."""
         return None
 
+    def check(self) -> None:
+        """Raise a TransportError if sending cannot work at all (credentials, endpoint)."""
+
     def close(self) -> None:
         pass
 

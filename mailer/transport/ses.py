@@ -1,8 +1,9 @@
 """Amazon SES transport: boto3 ``sesv2`` ``SendEmail`` with Raw content.
 
-botocore's own retry logic (standard mode) absorbs short throttling bursts;
-what still fails is classified here and the campaign applies its own
-backoff on top. The client is shared by all worker threads (botocore
+botocore's own retries are off for SendEmail (one attempt per call): its
+retries would go out unpaced, exceeding the rate exactly when SES throttles.
+Failures are classified here and the campaign retries them with backoff,
+each attempt taking a slot of the pacer. The client is shared by all worker threads (botocore
 clients are thread-safe) with a connection pool sized to the workers.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import re
 
 from ..config import Ses
-from ..errors import PermanentTransportError, RetryableTransportError, SendingPaused, TransportError
+from ..errors import ConfigError, PermanentTransportError, RetryableTransportError, SendingPaused, TransportError
 from .base import Transport
 
 RETRYABLE_CODES = {
@@ -26,6 +27,7 @@ PAUSE_CODES = {"SendingPausedException", "AccountSuspendedException", "AccountSe
                "ConfigurationSetDoesNotExist"}
 AUTH_CODES = {"InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch",
               "AccessDenied", "AccessDeniedException", "ExpiredToken", "ExpiredTokenException"}
+DENIED_CODES = {"AccessDenied", "AccessDeniedException"}
 _TAG_SAFE = re.compile(r"[^A-Za-z0-9_.@-]")
 
 
@@ -38,7 +40,7 @@ def classify_client_error(exc) -> TransportError:
     text = f"SES {code or status}: {message}"
     if code in PAUSE_CODES or "daily message quota" in message.lower():
         return SendingPaused(text, code=code)
-    if code in AUTH_CODES:
+    if code in AUTH_CODES or status == 403:  # a 403 concerns the credentials, not one message
         return SendingPaused(f"{text} (check the AWS credentials and region)", code=code)
     if code in RETRYABLE_CODES or status == 429 or status >= 500:
         return RetryableTransportError(text, code=code or str(status))
@@ -49,19 +51,24 @@ class SesTransport(Transport):
     name = "ses"
     local = False
 
-    def __init__(self, cfg: Ses, *, workers: int = 8, max_attempts: int = 3, client=None):
+    def __init__(self, cfg: Ses, *, workers: int = 8, max_attempts: int = 1, client=None):
         self.cfg = cfg
         self.client = client or self._client(cfg, workers, max_attempts)
+        self._rate: float | None = None
 
     @staticmethod
-    def _client(cfg: Ses, workers: int, max_attempts: int):
+    def _client(cfg: Ses, workers: int, max_attempts: int, service: str = "sesv2"):
         import boto3
         from botocore.config import Config
+        from botocore.exceptions import BotoCoreError
 
         config = Config(retries={"mode": "standard", "total_max_attempts": max_attempts},
                         max_pool_connections=max(10, workers + 2), connect_timeout=10, read_timeout=30)
-        return boto3.session.Session().client(
-            "sesv2", region_name=cfg.region, endpoint_url=cfg.endpoint_url or None, config=config)
+        try:
+            return boto3.session.Session().client(
+                service, region_name=cfg.region, endpoint_url=cfg.endpoint_url or None, config=config)
+        except BotoCoreError as exc:  # e.g. AWS_PROFILE names a profile that does not exist
+            raise ConfigError(f"AWS configuration: {exc}", setting="AWS credentials") from None
 
     def send(self, raw: bytes, *, sender: str, recipient: str, tags: dict[str, str]) -> str:
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
@@ -84,23 +91,41 @@ class SesTransport(Transport):
             raise RetryableTransportError(f"SES connection problem: {exc}", code="connection") from None
 
     def account_rate(self) -> float | None:
-        """``MaxSendRate`` from sesv2 GetAccount, else from v1 GetSendQuota."""
-        from botocore.exceptions import BotoCoreError, ClientError
+        """``MaxSendRate`` from sesv2 GetAccount, else from v1 GetSendQuota (asked once)."""
+        if self._rate is None:
+            self._rate = self._read_rate()
+        return self._rate
+
+    def check(self) -> None:
+        # Reading the quota needs working credentials and a reachable endpoint, like a send.
+        try:
+            self.account_rate()
+        except SendingPaused as exc:
+            if exc.code not in DENIED_CODES:
+                raise
+            # Valid credentials that may send but not read the quota (least privilege): fine
+            # when the rate is given; resolving it from the account then says what to allow.
+
+    def _read_rate(self) -> float:
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
         try:
             quota = self.client.get_account().get("SendQuota", {})
             if quota.get("MaxSendRate"):
                 return float(quota["MaxSendRate"])
+        except NoCredentialsError:
+            raise SendingPaused("no AWS credentials found (environment, ~/.aws or instance role)") from None
         except (ClientError, BotoCoreError):
-            pass
+            pass  # no sesv2 GetAccount (older endpoints, emulators): ask v1
         try:
-            import boto3
-
-            v1 = boto3.session.Session().client("ses", region_name=self.cfg.region,
-                                                endpoint_url=self.cfg.endpoint_url or None)
-            rate = v1.get_send_quota().get("MaxSendRate")
-            return float(rate) if rate else None
+            rate = self._client(self.cfg, 1, 3, "ses").get_send_quota().get("MaxSendRate")
+            return float(rate) if rate else 0.0
         except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in DENIED_CODES:
+                raise SendingPaused(f"SES {code}: these credentials may not read the sending quota; allow "
+                                    "ses:GetAccount or ses:GetSendQuota, or give --rate or [ses] rate",
+                                    code=code) from None
             raise classify_client_error(exc) from None
         except BotoCoreError as exc:
             raise SendingPaused(f"cannot reach SES to read the sending rate: {exc}") from None

@@ -111,6 +111,15 @@ class SmtpTransport(Transport):
             raise err from None
         return header_message_id(raw) or ""
 
+    def check(self) -> None:
+        """Connect and log in once (then hang up): a wrong host or password fails here."""
+        try:
+            self._conn()
+        except (smtplib.SMTPException, OSError, socket.timeout, ssl.SSLError) as exc:
+            raise classify_smtp(exc) from None
+        finally:
+            self._drop()
+
     def _reset(self) -> None:
         conn = getattr(self._local, "conn", None)
         try:
