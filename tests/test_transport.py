@@ -12,7 +12,7 @@ import pytest
 from mailer.config import with_overrides
 from mailer.errors import ConfigError, PermanentTransportError, RetryableTransportError, SendingPaused
 from mailer.message import MessageTemplate
-from mailer.transport import NullTransport, OutboxTransport, check_sendable, open_transport
+from mailer.transport import NullTransport, OutboxTransport, check_sendable, open_transport, sendable_warnings
 from mailer.transport.ses import SesTransport
 from mailer.transport.smtp import SmtpTransport
 from tests.fixtures.send import FaultInjector, make_rendered
@@ -61,10 +61,16 @@ def test_real_delivery_needs_secret_and_public_url(settings):
     with pytest.raises(ConfigError, match="base_url"):
         check_sendable(secret)
     check_sendable(with_overrides(secret, web={"base_url": "https://mail.example.org"}))
-    for unusable in ("http://localhost:8000", "https://[::1]/", "https://0.0.0.0", "http://127.0.0.2:8000",
-                     "https://twir.localhost", "http://mail.example.org"):  # the last: RFC 8058 wants https
-        with pytest.raises(ConfigError, match="base_url"):
-            check_sendable(with_overrides(secret, web={"base_url": unusable}))
+    assert sendable_warnings(with_overrides(secret, web={"base_url": "https://mail.example.org"})) == []
+    # Explicitly chosen local or plain-http URLs (staging, a local end-to-end test) are sent
+    # with a warning rather than refused.
+    for local in ("http://localhost:8000", "https://[::1]/", "https://0.0.0.0", "http://127.0.0.2:8000",
+                  "https://twir.localhost"):
+        s = with_overrides(secret, web={"base_url": local})
+        check_sendable(s)
+        assert ["local address" in w for w in sendable_warnings(s)] == [True]
+    s = with_overrides(secret, web={"base_url": "http://mail.example.org"})
+    assert ["not https" in w for w in sendable_warnings(s)] == [True]
     check_sendable(settings)  # outbox: always fine
 
 

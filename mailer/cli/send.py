@@ -93,7 +93,7 @@ def _report(report) -> None:
 def _send(ctx, issue, list_name, yes, dry_run, rate, force, resume, resend_unknown, to):
     from .. import campaign as cmp
     from ..store import open_store
-    from ..transport import check_sendable, open_transport
+    from ..transport import check_sendable, open_transport, sendable_warnings
 
     settings = ctx.settings
     campaign_id, issue = _resume_id(resume, issue)
@@ -114,12 +114,14 @@ def _send(ctx, issue, list_name, yes, dry_run, rate, force, resume, resend_unkno
         transport = open_transport(settings)
         try:
             check_sendable(settings)
+            for warning in sendable_warnings(settings):
+                click.echo(f"warning: {warning}", err=True)
             _preflight(transport)
             if resuming:
                 campaign = found
                 if rendered.html_bytes != campaign.html_bytes:
-                    err(f"warning: {issue} renders to {rendered.html_bytes} bytes of HTML now, "
-                        f"{campaign.html_bytes} when the campaign started")
+                    click.echo(f"warning: {issue} renders to {rendered.html_bytes} bytes of HTML now, "
+                               f"{campaign.html_bytes} when the campaign started", err=True)
             else:
                 test = bool(to)
                 target, addresses = _split_to(to, settings.send.preview_list) if test else (list_name, [])

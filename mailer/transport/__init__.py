@@ -19,7 +19,7 @@ from ..errors import ConfigError
 from .base import NullTransport, Transport
 from .outbox import OutboxTransport
 
-__all__ = ["Transport", "NullTransport", "OutboxTransport", "open_transport", "check_sendable"]
+__all__ = ["Transport", "NullTransport", "OutboxTransport", "open_transport", "check_sendable", "sendable_warnings"]
 
 # The embedded default; unsubscribe links pointing at it are useless to real readers.
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
@@ -34,14 +34,24 @@ def check_sendable(settings: Settings) -> None:
         raise ConfigError("sending through %s needs a real secret: set TWIR_MAIL_SECRET_KEY "
                           "(at least 16 characters)" % settings.transport.kind, setting="TWIR_MAIL_SECRET_KEY")
     base = settings.web.base_url.rstrip("/")
-    parts = urlsplit(base)
-    if base == DEFAULT_BASE_URL or _local_host(parts.hostname or ""):
+    if base == DEFAULT_BASE_URL:
         raise ConfigError(f"sending through {settings.transport.kind} needs the public [web] base_url "
                           f"(unsubscribe links would point at {base})", setting="web.base_url")
-    if parts.scheme != "https":
+
+
+def sendable_warnings(settings: Settings) -> list[str]:
+    """What is allowed but wrong for real readers (a staging or local-test setup may want it)."""
+    if settings.transport.kind not in REMOTE_KINDS:
+        return []
+    base = settings.web.base_url.rstrip("/")
+    parts = urlsplit(base)
+    out = []
+    if _local_host(parts.hostname or ""):
+        out.append(f"[web] base_url {base} is a local address: readers' unsubscribe links will not work")
+    elif parts.scheme != "https":
         # RFC 8058: one-click unsubscribe needs an HTTPS URI (Gmail and Yahoo ignore others).
-        raise ConfigError(f"sending through {settings.transport.kind} needs an https:// [web] base_url, "
-                          f"got {base}", setting="web.base_url")
+        out.append(f"[web] base_url {base} is not https://: Gmail and Yahoo ignore one-click unsubscribe")
+    return out
 
 
 def _local_host(host: str) -> bool:
