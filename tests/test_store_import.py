@@ -157,3 +157,33 @@ def test_mailchimp_files_need_their_columns(store, tmp_path):
     renamed.write_bytes((MAILCHIMP / "cleaned_members_export_3f9a1c2b7d.csv").read_bytes())
     import_file(store, renamed, fmt="mailchimp")
     assert store.get("gone@defunct-isp.example").status is Status.BOUNCED
+
+
+@pytest.mark.parametrize("content", [
+    "E-mail Address,First Name,Last Name\nann@example.com,Ann,Lee\n",  # Outlook/Thunderbird spelling
+    "EmailAddress,Name\nann@example.com,Ann Lee\n",
+    "email;name\nann@example.com;Ann Lee\n",  # European Excel: semicolons
+    "Name\tEmail\nAnn Lee\tann@example.com\n",  # tab-separated
+    '\ufeff"E-Mail";"Name"\r\n\r\n"ann@example.com";"Ann Lee"\r\n',
+])
+def test_plain_csv_header_spellings_and_delimiters(store, tmp_path, content):
+    src = tmp_path / "people.csv"
+    src.write_text(content, encoding="utf-8")
+    assert import_file(store, src).added == 1
+    assert (store.get("ann@example.com").email, store.get("ann@example.com").name) == ("ann@example.com", "Ann Lee")
+
+
+def test_mailchimp_leavers_never_import_as_subscribed(store, tmp_path):
+    unsub = (MAILCHIMP / "unsubscribed_members_export_3f9a1c2b7d.csv").read_text(encoding="utf-8")
+    forced = tmp_path / "unsubscribed_members_export_3f9a1c2b7d.csv"
+    forced.write_text(unsub, encoding="utf-8")
+    with pytest.raises(ImportFileError, match=r":1: this is a Mailchimp unsubscribed export: .*--format mailchimp"):
+        import_file(store, forced, fmt="csv")  # as a plain CSV everyone would be `subscribed`
+    # Renamed and without the LEID/EUID columns, the UNSUB_TIME column still says what it is.
+    header, *rows = unsub.splitlines()
+    keep = [i for i, h in enumerate(header.split(",")) if h not in ("LEID", "EUID")]
+    renamed = tmp_path / "audience.csv"
+    renamed.write_text("\n".join(",".join(r.split(",")[i] for i in keep) for r in [header, rows[0]]) + "\n")
+    import_file(store, renamed)
+    assert store.get("left@example.com").status is Status.UNSUBSCRIBED
+    assert sum(store.count().values()) == 1

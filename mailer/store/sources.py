@@ -9,6 +9,8 @@ Mailchimp never resends to people who left. Everything streams: one row at a tim
 from __future__ import annotations
 
 import csv
+import itertools
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -33,8 +35,17 @@ class Row:
     bad_status: str | None = None
 
 
+def _delimiter(first_line: str) -> str:
+    """Comma, unless the header line has none but a semicolon or tab (European Excel, TSV)."""
+    if "," in first_line:
+        return ","
+    return max((";", "\t"), key=first_line.count) if (";" in first_line or "\t" in first_line) else ","
+
+
 def _reader(fh: Iterator[str], label: str) -> tuple[csv.reader, list[str]]:
-    reader = csv.reader(fh)
+    fh = iter(fh)
+    first = next(fh, "")
+    reader = csv.reader(itertools.chain([first], fh), delimiter=_delimiter(first))
     try:
         header = next(reader, None)
     except csv.Error as exc:
@@ -56,11 +67,16 @@ def _rows(reader, label: str) -> Iterator[tuple[int, list[str]]]:
             yield reader.line_num, values
 
 
+def _key(text: str) -> str:
+    """Header spelling does not matter: `E-mail Address` = `email_address` = `EmailAddress`."""
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
 def _column(header: list[str], *names: str) -> int | None:
-    lowered = [h.lower() for h in header]
+    keys = [_key(h) for h in header]
     for name in names:
-        if name.lower() in lowered:
-            return lowered.index(name.lower())
+        if _key(name) in keys:
+            return keys.index(_key(name))
     return None
 
 
@@ -75,9 +91,14 @@ def _join_name(*parts: str) -> str | None:
 def plain_rows(fh: Iterator[str], label: str) -> Iterator[Row]:
     """A CSV with an `email` column; optional `name` (or first/last name) and `status`."""
     reader, header = _reader(fh, label)
-    email = _column(header, "email", "e-mail", "email address", "email_address")
+    email = _column(header, "email", "email address")
     if email is None:
         raise ImportFileError(f"no `email` column (columns: {', '.join(header)})", path=label, line=1)
+    left = mailchimp_kind("", header)
+    if left in ("unsubscribed", "cleaned") and _column(header, "status") is None:
+        # Read as a plain CSV, everyone would become `subscribed`: mail people who left Mailchimp.
+        raise ImportFileError(f"this is a Mailchimp {left} export: import it with --format mailchimp",
+                              path=label, line=1)
     name, first, last = (_column(header, "name"), _column(header, "first_name", "first name"),
                          _column(header, "last_name", "last name"))
     status = _column(header, "status")
@@ -167,7 +188,8 @@ def detect_format(path: Path) -> str:
         return "mailchimp"
     with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
         header = next(csv.reader([fh.readline()]), [])
-    return "mailchimp" if "Email Address" in header and "LEID" in header else "csv"
+    mailchimp_columns = {"LEID", "EUID", "OPTIN_TIME", "UNSUB_TIME", "CLEAN_TIME"}
+    return "mailchimp" if "Email Address" in header and mailchimp_columns & set(header) else "csv"
 
 
 def read_rows(path: str | Path, fmt: str | None = None) -> Iterator[Row]:
