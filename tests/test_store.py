@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import given, settings as hsettings, strategies as st
 
 from mailer.errors import StoreError, SubscriberError
@@ -221,3 +222,20 @@ def test_public_transaction_commits_or_rolls_back(store):
         with store.transaction() as conn:
             conn.execute(lists.insert().values(name="main", created_at=dt.datetime.now(dt.timezone.utc)))
     assert "\n" not in str(info.value)
+
+
+def test_forget_erases_the_address_from_every_delivery(store):
+    from mailer.campaign import ledger
+    from mailer.store.schema import deliveries
+
+    sub = store.add("Private@Example.com")
+    store.add("keep@example.com")
+    ledger.create(store, kind="send", issue_number=1, issue_path="1.md", list_name="main",
+                  subject="s", transport="outbox", html_bytes=1)
+    ledger.create(store, kind="test", issue_number=1, issue_path="1.md", list_name=None, subject="s",
+                  transport="outbox", html_bytes=1, addresses=["PRIVATE@example.com", "keep@example.com"])
+    assert store.forget("private@example.com")
+    with store.transaction(write=False) as conn:
+        left = sorted((r.subscriber_id == sub.id, r.email or "")
+                      for r in conn.execute(sa.select(deliveries.c.subscriber_id, deliveries.c.email)))
+    assert left == [(False, ""), (False, "keep@example.com"), (False, "keep@example.com"), (True, "")]
