@@ -187,3 +187,24 @@ def test_mailchimp_leavers_never_import_as_subscribed(store, tmp_path):
     import_file(store, renamed)
     assert store.get("left@example.com").status is Status.UNSUBSCRIBED
     assert sum(store.count().values()) == 1
+
+
+def test_damaged_zip_is_a_one_line_error(store, tmp_path):
+    good = mailchimp_zip(tmp_path).read_bytes()
+    truncated = tmp_path / "truncated.zip"
+    truncated.write_bytes(good[: len(good) // 2])
+    with pytest.raises(ImportFileError, match="damaged or incomplete zip file"):
+        import_file(store, truncated)
+    corrupt = tmp_path / "corrupt.zip"
+    with zipfile.ZipFile(corrupt, "w", compression=zipfile.ZIP_DEFLATED) as zf:  # as Mailchimp's are
+        for csv_file in sorted(MAILCHIMP.glob("*.csv")):
+            zf.write(csv_file, csv_file.name)
+        info = zf.getinfo("subscribed_members_export_3f9a1c2b7d.csv")
+    data = bytearray(corrupt.read_bytes())
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra) + 40
+    data[start:start + 20] = bytes(b ^ 0xFF for b in data[start:start + 20])  # inside the deflated data
+    corrupt.write_bytes(data)
+    with pytest.raises(ImportFileError, match=r"corrupt.zip/subscribed_members_export_3f9a1c2b7d.csv: "
+                                              r"cannot read this zip member"):
+        import_file(store, corrupt)
+    assert sum(store.count().values()) == 0

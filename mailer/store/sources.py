@@ -12,6 +12,7 @@ import csv
 import itertools
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Iterator
@@ -176,9 +177,13 @@ def _zip_rows(path: Path) -> Iterator[Row]:
         if not ordered:
             raise ImportFileError("no subscribed_*, unsubscribed_* or cleaned_*.csv inside", path=path)
         for member in ordered:
-            with archive.open(member) as binary:
-                label = f"{path}/{member}"
-                yield from mailchimp_rows(_text(binary, label), label)
+            label = f"{path}/{member}"
+            try:
+                with archive.open(member) as binary:
+                    yield from mailchimp_rows(_text(binary, label), label)
+            except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError) as exc:
+                # A damaged or encrypted member: rows before it were read fine, this one cannot be.
+                raise ImportFileError(f"cannot read this zip member: {exc}", path=label) from None
 
 
 def detect_format(path: Path) -> str:
@@ -192,11 +197,21 @@ def detect_format(path: Path) -> str:
     return "mailchimp" if "Email Address" in header and mailchimp_columns & set(header) else "csv"
 
 
+def _looks_like_zip(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(4) == b"PK\x03\x04"
+    except OSError as exc:
+        raise ImportFileError(f"cannot read: {exc.strerror}", path=path) from None
+
+
 def read_rows(path: str | Path, fmt: str | None = None) -> Iterator[Row]:
     """Rows of ``path`` (format: csv, mailchimp, or None to detect)."""
     path = Path(path)
     if not path.is_file():
         raise ImportFileError("no such file", path=path)
+    if _looks_like_zip(path) and not zipfile.is_zipfile(path):
+        raise ImportFileError("damaged or incomplete zip file (download the export again)", path=path)
     fmt = fmt or detect_format(path)
     if fmt not in ("csv", "mailchimp"):
         raise ImportFileError(f"unknown import format {fmt!r}: use csv or mailchimp", path=path)
