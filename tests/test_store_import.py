@@ -208,3 +208,17 @@ def test_damaged_zip_is_a_one_line_error(store, tmp_path):
                                               r"cannot read this zip member"):
         import_file(store, corrupt)
     assert sum(store.count().values()) == 0
+
+
+def test_export_columns_source_and_created_at_are_kept_for_new_rows(store, tmp_path):
+    src = tmp_path / "export.csv"
+    src.write_text("email,name,status,source,created_at,updated_at\n"
+                   "a@example.com,A,subscribed,web,2021-03-04T05:06:07+00:00,2024-01-01T00:00:00+00:00\n"
+                   "b@example.com,B,subscribed,cli,last tuesday,\n"
+                   "c@example.com,C,pending,,2022-01-01 10:00:00,\n")
+    bad: list[str] = []
+    import_file(store, src, on_bad=bad.append)
+    assert bad == [f"{src}:3: created_at is not an ISO 8601 date: 'last tuesday'"]
+    a, c = store.get("a@example.com"), store.get("c@example.com")
+    assert (a.source, a.created_at.isoformat()) == ("web", "2021-03-04T05:06:07+00:00")
+    assert (c.source, c.created_at.isoformat()) == ("import", "2022-01-01T10:00:00+00:00")

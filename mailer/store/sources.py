@@ -34,6 +34,8 @@ class Row:
     status: Status | None  # None: a bad status value (reported by the importer)
     detail: str | None = None
     bad_status: str | None = None
+    source: str | None = None  # from an export's `source` column: kept for new rows
+    created_at: str | None = None  # from an export's `created_at` column (ISO 8601), checked by the importer
 
 
 def _delimiter(first_line: str) -> str:
@@ -102,7 +104,7 @@ def plain_rows(fh: Iterator[str], label: str) -> Iterator[Row]:
                               path=label, line=1)
     name, first, last = (_column(header, "name"), _column(header, "first_name", "first name"),
                          _column(header, "last_name", "last name"))
-    status = _column(header, "status")
+    status, source, created = _column(header, "status"), _column(header, "source"), _column(header, "created_at")
     for line, values in _rows(reader, label):
         raw = _cell(values, status).lower()
         try:
@@ -111,7 +113,8 @@ def plain_rows(fh: Iterator[str], label: str) -> Iterator[Row]:
             parsed = None
         yield Row(f"{label}:{line}", _cell(values, email),
                   _cell(values, name) or _join_name(_cell(values, first), _cell(values, last)),
-                  parsed, bad_status=raw if parsed is None else None)
+                  parsed, bad_status=raw if parsed is None else None,
+                  source=_cell(values, source)[:32] or None, created_at=_cell(values, created) or None)
 
 
 def mailchimp_kind(name: str, header: list[str]) -> str | None:
