@@ -157,3 +157,10 @@ def test_export_reimports_losslessly_into_another_database(cli_db, run_cli, work
 
     assert rows("first.csv") == rows("second.csv")
     assert len(rows("first.csv")) == 6 and ("Ed@x.org", "Ed", "subscribed", "cli") == rows("first.csv")[0][:4]
+
+
+def test_list_is_one_line_per_subscriber_whatever_the_name(cli_db, workdir):
+    workdir.joinpath("in.csv").write_text('name,email\n"Multi\nline\tname",h@x.org\nPlain,p@x.org\n')
+    assert cli_db("subscribers", "import", "in.csv").code == 0
+    r = cli_db("subscribers", "list")
+    assert r.out.splitlines() == ["h@x.org\tsubscribed\tMulti line name", "p@x.org\tsubscribed\tPlain"]
