@@ -239,3 +239,23 @@ def test_forget_erases_the_address_from_every_delivery(store):
         left = sorted((r.subscriber_id == sub.id, r.email or "")
                       for r in conn.execute(sa.select(deliveries.c.subscriber_id, deliveries.c.email)))
     assert left == [(False, ""), (False, "keep@example.com"), (False, "keep@example.com"), (True, "")]
+
+
+def test_silent_database_server_times_out_in_one_line(settings, monkeypatch):
+    """A server that accepts the connection but never answers must not hang a command."""
+    import socket
+    import time
+
+    from mailer.config import with_overrides
+
+    monkeypatch.setattr("mailer.store.engine.CONNECT_TIMEOUT_S", 2)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        s = with_overrides(settings, database={"url": f"postgresql://nobody@127.0.0.1:{port}/none"})
+        started = time.monotonic()
+        with pytest.raises(StoreError) as info:
+            open_store(s)
+    assert time.monotonic() - started < 15
+    assert "\n" not in str(info.value) and "cannot open database" in str(info.value)
