@@ -146,7 +146,7 @@ def test_unusable_files_are_one_line_errors(store, tmp_path, content, message):
 def test_mailchimp_files_need_their_columns(store, tmp_path):
     bad = tmp_path / "subscribed_x.csv"
     bad.write_text("email\nx@example.com\n")
-    with pytest.raises(ImportFileError, match="no `Email Address` column"):
+    with pytest.raises(ImportFileError, match="no `Email Address` column .*needs --format csv"):
         import_file(store, bad)
     assert import_file(store, bad, fmt="csv").added == 1
     other = tmp_path / "audience.csv"

@@ -149,7 +149,8 @@ def mailchimp_rows(fh: Iterator[str], label: str) -> Iterator[Row]:
                               path=label, line=1)
     email = _column(header, "Email Address")
     if email is None:
-        raise ImportFileError(f"no `Email Address` column (columns: {', '.join(header)})", path=label, line=1)
+        raise ImportFileError(f"no `Email Address` column (columns: {', '.join(header)}); "
+                              "a plain CSV named like a Mailchimp file needs --format csv", path=label, line=1)
     first, last = _column(header, "First Name"), _column(header, "Last Name")
     for line, values in _rows(reader, label):
         yield Row(f"{label}:{line}", _cell(values, email), _join_name(_cell(values, first), _cell(values, last)),
