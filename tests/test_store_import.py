@@ -116,6 +116,11 @@ def test_plain_csv_columns_bad_rows_and_lists(store, tmp_path):
     assert store.get("ann@example.com").name == "Ann"  # an import fills names, never overwrites them
     assert store.count("preview")["subscribed"] == 1 and store.count("main")["subscribed"] == 0
     assert report.summary() == "6 rows: 3 added, 0 changed, 1 unchanged, 0 kept suppressed, 2 skipped"
+    store.add("nameless@example.com", list_name="preview")
+    src.write_text("email,name\nnameless@example.com,Now Named\nann@example.com,Other\n")
+    assert import_file(store, src, list_name="preview").unchanged == 2
+    assert (store.get("nameless@example.com").name, store.get("ann@example.com").name) == ("Now Named", "Ann")
+    assert [h.reason for h in store.history(store.get("nameless@example.com").id)] == ["cli"]  # not a status change
 
 
 def test_crash_mid_import_leaves_whole_batches_only(store, tmp_path):

@@ -186,10 +186,13 @@ def _update_existing(conn: sa.Connection, items: list[_Item], found: dict, now, 
             updates.append({"b_id": row.id, "b_status": target.value, "b_name": row.name or item.name})
             hist.append(history_row(row.id, old, target, "import", item.detail, now))
             report.changed += 1
-        elif old.suppressed and not item.status.suppressed:
-            report.kept_suppressed += 1
         else:
-            report.unchanged += 1
+            if not row.forgotten_at and not row.name and item.name:  # fill a missing name, never overwrite one
+                updates.append({"b_id": row.id, "b_status": old.value, "b_name": item.name})
+            if old.suppressed and not item.status.suppressed:
+                report.kept_suppressed += 1
+            else:
+                report.unchanged += 1
         if row.forgotten_at is None and not row.on_list:
             members.append(row.id)
     if updates:
