@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import given, settings as hsettings, strategies as st
 
 from mailer.errors import StoreError, SubscriberError
@@ -221,3 +222,43 @@ def test_public_transaction_commits_or_rolls_back(store):
         with store.transaction() as conn:
             conn.execute(lists.insert().values(name="main", created_at=dt.datetime.now(dt.timezone.utc)))
     assert "\n" not in str(info.value)
+
+
+def test_forget_erases_the_address_from_every_delivery(store):
+    from mailer.campaign import ledger
+    from mailer.store.schema import deliveries
+
+    sub = store.add("Private@Example.com")
+    store.add("keep@example.com")
+    ledger.create(store, kind="send", issue_number=1, issue_path="1.md", list_name="main",
+                  subject="s", transport="outbox", html_bytes=1)
+    ledger.create(store, kind="test", issue_number=1, issue_path="1.md", list_name=None, subject="s",
+                  transport="outbox", html_bytes=1, addresses=["PRIVATE@example.com", "keep@example.com"])
+    with store.transaction() as conn:  # what an SMTP server answers quotes the address
+        conn.execute(deliveries.update().values(error=sa.literal("550 <") + deliveries.c.email + ">: no such user"))
+    assert store.forget("private@example.com")
+    with store.transaction(write=False) as conn:
+        left = sorted((r.subscriber_id == sub.id, r.email or "", r.error or "") for r in conn.execute(
+            sa.select(deliveries.c.subscriber_id, deliveries.c.email, deliveries.c.error)))
+    assert left == [(False, "", ""), (False, "keep@example.com", "550 <keep@example.com>: no such user"),
+                    (False, "keep@example.com", "550 <keep@example.com>: no such user"), (True, "", "")]
+
+
+def test_silent_database_server_times_out_in_one_line(settings, monkeypatch):
+    """A server that accepts the connection but never answers must not hang a command."""
+    import socket
+    import time
+
+    from mailer.config import with_overrides
+
+    monkeypatch.setattr("mailer.store.engine.CONNECT_TIMEOUT_S", 2)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        s = with_overrides(settings, database={"url": f"postgresql://nobody@127.0.0.1:{port}/none"})
+        started = time.monotonic()
+        with pytest.raises(StoreError) as info:
+            open_store(s)
+    assert time.monotonic() - started < 15
+    assert "\n" not in str(info.value) and "cannot open database" in str(info.value)

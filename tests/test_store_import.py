@@ -116,6 +116,11 @@ def test_plain_csv_columns_bad_rows_and_lists(store, tmp_path):
     assert store.get("ann@example.com").name == "Ann"  # an import fills names, never overwrites them
     assert store.count("preview")["subscribed"] == 1 and store.count("main")["subscribed"] == 0
     assert report.summary() == "6 rows: 3 added, 0 changed, 1 unchanged, 0 kept suppressed, 2 skipped"
+    store.add("nameless@example.com", list_name="preview")
+    src.write_text("email,name\nnameless@example.com,Now Named\nann@example.com,Other\n")
+    assert import_file(store, src, list_name="preview").unchanged == 2
+    assert (store.get("nameless@example.com").name, store.get("ann@example.com").name) == ("Now Named", "Ann")
+    assert [h.reason for h in store.history(store.get("nameless@example.com").id)] == ["cli"]  # not a status change
 
 
 def test_crash_mid_import_leaves_whole_batches_only(store, tmp_path):
@@ -146,7 +151,7 @@ def test_unusable_files_are_one_line_errors(store, tmp_path, content, message):
 def test_mailchimp_files_need_their_columns(store, tmp_path):
     bad = tmp_path / "subscribed_x.csv"
     bad.write_text("email\nx@example.com\n")
-    with pytest.raises(ImportFileError, match="no `Email Address` column"):
+    with pytest.raises(ImportFileError, match="no `Email Address` column .*needs --format csv"):
         import_file(store, bad)
     assert import_file(store, bad, fmt="csv").added == 1
     other = tmp_path / "audience.csv"
@@ -157,3 +162,68 @@ def test_mailchimp_files_need_their_columns(store, tmp_path):
     renamed.write_bytes((MAILCHIMP / "cleaned_members_export_3f9a1c2b7d.csv").read_bytes())
     import_file(store, renamed, fmt="mailchimp")
     assert store.get("gone@defunct-isp.example").status is Status.BOUNCED
+
+
+@pytest.mark.parametrize("content", [
+    "E-mail Address,First Name,Last Name\nann@example.com,Ann,Lee\n",  # Outlook/Thunderbird spelling
+    "EmailAddress,Name\nann@example.com,Ann Lee\n",
+    "email;name\nann@example.com;Ann Lee\n",  # European Excel: semicolons
+    "Name\tEmail\nAnn Lee\tann@example.com\n",  # tab-separated
+    '\ufeff"E-Mail";"Name"\r\n\r\n"ann@example.com";"Ann Lee"\r\n',
+])
+def test_plain_csv_header_spellings_and_delimiters(store, tmp_path, content):
+    src = tmp_path / "people.csv"
+    src.write_text(content, encoding="utf-8")
+    assert import_file(store, src).added == 1
+    assert (store.get("ann@example.com").email, store.get("ann@example.com").name) == ("ann@example.com", "Ann Lee")
+
+
+def test_mailchimp_leavers_never_import_as_subscribed(store, tmp_path):
+    unsub = (MAILCHIMP / "unsubscribed_members_export_3f9a1c2b7d.csv").read_text(encoding="utf-8")
+    forced = tmp_path / "unsubscribed_members_export_3f9a1c2b7d.csv"
+    forced.write_text(unsub, encoding="utf-8")
+    with pytest.raises(ImportFileError, match=r":1: this is a Mailchimp unsubscribed export: .*--format mailchimp"):
+        import_file(store, forced, fmt="csv")  # as a plain CSV everyone would be `subscribed`
+    # Renamed and without the LEID/EUID columns, the UNSUB_TIME column still says what it is.
+    header, *rows = unsub.splitlines()
+    keep = [i for i, h in enumerate(header.split(",")) if h not in ("LEID", "EUID")]
+    renamed = tmp_path / "audience.csv"
+    renamed.write_text("\n".join(",".join(r.split(",")[i] for i in keep) for r in [header, rows[0]]) + "\n")
+    import_file(store, renamed)
+    assert store.get("left@example.com").status is Status.UNSUBSCRIBED
+    assert sum(store.count().values()) == 1
+
+
+def test_damaged_zip_is_a_one_line_error(store, tmp_path):
+    good = mailchimp_zip(tmp_path).read_bytes()
+    truncated = tmp_path / "truncated.zip"
+    truncated.write_bytes(good[: len(good) // 2])
+    with pytest.raises(ImportFileError, match="damaged or incomplete zip file"):
+        import_file(store, truncated)
+    corrupt = tmp_path / "corrupt.zip"
+    with zipfile.ZipFile(corrupt, "w", compression=zipfile.ZIP_DEFLATED) as zf:  # as Mailchimp's are
+        for csv_file in sorted(MAILCHIMP.glob("*.csv")):
+            zf.write(csv_file, csv_file.name)
+        info = zf.getinfo("subscribed_members_export_3f9a1c2b7d.csv")
+    data = bytearray(corrupt.read_bytes())
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra) + 40
+    data[start:start + 20] = bytes(b ^ 0xFF for b in data[start:start + 20])  # inside the deflated data
+    corrupt.write_bytes(data)
+    with pytest.raises(ImportFileError, match=r"corrupt.zip/subscribed_members_export_3f9a1c2b7d.csv: "
+                                              r"cannot read this zip member"):
+        import_file(store, corrupt)
+    assert sum(store.count().values()) == 0
+
+
+def test_export_columns_source_and_created_at_are_kept_for_new_rows(store, tmp_path):
+    src = tmp_path / "export.csv"
+    src.write_text("email,name,status,source,created_at,updated_at\n"
+                   "a@example.com,A,subscribed,web,2021-03-04T05:06:07+00:00,2024-01-01T00:00:00+00:00\n"
+                   "b@example.com,B,subscribed,cli,last tuesday,\n"
+                   "c@example.com,C,pending,,2022-01-01 10:00:00,\n")
+    bad: list[str] = []
+    import_file(store, src, on_bad=bad.append)
+    assert bad == [f"{src}:3: created_at is not an ISO 8601 date: 'last tuesday'"]
+    a, c = store.get("a@example.com"), store.get("c@example.com")
+    assert (a.source, a.created_at.isoformat()) == ("web", "2021-03-04T05:06:07+00:00")
+    assert (c.source, c.created_at.isoformat()) == ("import", "2022-01-01T10:00:00+00:00")

@@ -154,7 +154,8 @@ def list_(ctx, list_name, status) -> None:
     """Print `email<TAB>status<TAB>name`, one subscriber a line (streams)."""
     with _open(ctx) as store:
         for sub in store.iter_subscribers(list_name, status):
-            sys.stdout.write(f"{sub.email}\t{sub.status.value}\t{sub.name or ''}\n")
+            name = " ".join((sub.name or "").split())  # a tab or newline in a name must not break the columns
+            sys.stdout.write(f"{sub.email}\t{sub.status.value}\t{name}\n")
 
 
 @subscribers.command()

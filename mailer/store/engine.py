@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from ..errors import StoreError
 
 BUSY_TIMEOUT_MS = 30_000
+CONNECT_TIMEOUT_S = 10  # PostgreSQL
 
 
 def utcnow() -> dt.datetime:
@@ -48,7 +49,10 @@ def create_engine(url: str) -> sa.Engine:
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
-    return sa.create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    # libpq waits forever for a server that accepts but never answers (a hung host, a wrong
+    # port forward): give up after CONNECT_TIMEOUT_S unless the URL says otherwise.
+    args = {} if "connect_timeout" in parsed.query else {"connect_timeout": CONNECT_TIMEOUT_S}
+    return sa.create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=args)
 
 
 def _sqlite_engine(url: sa.URL) -> sa.Engine:

@@ -9,6 +9,7 @@ that left back to subscribed, and a forgotten address stays forgotten.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -50,6 +51,8 @@ class _Item:
     name: str | None
     status: Status
     detail: str | None
+    source: str | None = None
+    created_at: dt.datetime | None = None
 
 
 def import_file(store: Store, path: str | Path, *, list_name: str = "main", fmt: str | None = None,
@@ -104,7 +107,15 @@ def _validate(store: Store, row: Row, bad) -> _Item | None:
         bad(row, exc.message)
         return None
     name = row.name[:NAME_MAX] if row.name else None  # long Mailchimp names are cut, not rejected
-    return _Item(display, norm, store.email_hash(norm), name, row.status, row.detail)
+    created = None
+    if row.created_at:  # an export's own dates come back with it (a move from SQLite to PostgreSQL)
+        try:
+            created = dt.datetime.fromisoformat(row.created_at)
+        except ValueError:
+            bad(row, f"created_at is not an ISO 8601 date: {row.created_at!r}")
+            return None
+        created = created if created.tzinfo else created.replace(tzinfo=dt.timezone.utc)
+    return _Item(display, norm, store.email_hash(norm), name, row.status, row.detail, row.source, created)
 
 
 def _apply(store: Store, items: list[_Item], list_id: int, source: str, report: ImportReport) -> None:
@@ -155,7 +166,8 @@ def _insert_new(store: Store, conn: sa.Connection, items: list[_Item], source: s
     if not items:
         return {}
     values = [{"email": i.display, "email_norm": i.norm, "email_hash": i.digest, "name": i.name,
-               "status": i.status.value, "source": source, "created_at": now, "updated_at": now} for i in items]
+               "status": i.status.value, "source": i.source or source, "created_at": i.created_at or now,
+               "updated_at": now} for i in items]
     query = store._insert(S).on_conflict_do_nothing().returning(S.c.id, S.c.email_hash)
     return {digest: sid for sid, digest in conn.execute(query, values)}
 
@@ -174,10 +186,13 @@ def _update_existing(conn: sa.Connection, items: list[_Item], found: dict, now, 
             updates.append({"b_id": row.id, "b_status": target.value, "b_name": row.name or item.name})
             hist.append(history_row(row.id, old, target, "import", item.detail, now))
             report.changed += 1
-        elif old.suppressed and not item.status.suppressed:
-            report.kept_suppressed += 1
         else:
-            report.unchanged += 1
+            if not row.forgotten_at and not row.name and item.name:  # fill a missing name, never overwrite one
+                updates.append({"b_id": row.id, "b_status": old.value, "b_name": item.name})
+            if old.suppressed and not item.status.suppressed:
+                report.kept_suppressed += 1
+            else:
+                report.unchanged += 1
         if row.forgotten_at is None and not row.on_list:
             members.append(row.id)
     if updates:

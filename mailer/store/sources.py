@@ -9,7 +9,10 @@ Mailchimp never resends to people who left. Everything streams: one row at a tim
 from __future__ import annotations
 
 import csv
+import itertools
+import re
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Iterator
@@ -31,10 +34,21 @@ class Row:
     status: Status | None  # None: a bad status value (reported by the importer)
     detail: str | None = None
     bad_status: str | None = None
+    source: str | None = None  # from an export's `source` column: kept for new rows
+    created_at: str | None = None  # from an export's `created_at` column (ISO 8601), checked by the importer
+
+
+def _delimiter(first_line: str) -> str:
+    """Comma, unless the header line has none but a semicolon or tab (European Excel, TSV)."""
+    if "," in first_line:
+        return ","
+    return max((";", "\t"), key=first_line.count) if (";" in first_line or "\t" in first_line) else ","
 
 
 def _reader(fh: Iterator[str], label: str) -> tuple[csv.reader, list[str]]:
-    reader = csv.reader(fh)
+    fh = iter(fh)
+    first = next(fh, "")
+    reader = csv.reader(itertools.chain([first], fh), delimiter=_delimiter(first))
     try:
         header = next(reader, None)
     except csv.Error as exc:
@@ -56,11 +70,16 @@ def _rows(reader, label: str) -> Iterator[tuple[int, list[str]]]:
             yield reader.line_num, values
 
 
+def _key(text: str) -> str:
+    """Header spelling does not matter: `E-mail Address` = `email_address` = `EmailAddress`."""
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
 def _column(header: list[str], *names: str) -> int | None:
-    lowered = [h.lower() for h in header]
+    keys = [_key(h) for h in header]
     for name in names:
-        if name.lower() in lowered:
-            return lowered.index(name.lower())
+        if _key(name) in keys:
+            return keys.index(_key(name))
     return None
 
 
@@ -75,12 +94,17 @@ def _join_name(*parts: str) -> str | None:
 def plain_rows(fh: Iterator[str], label: str) -> Iterator[Row]:
     """A CSV with an `email` column; optional `name` (or first/last name) and `status`."""
     reader, header = _reader(fh, label)
-    email = _column(header, "email", "e-mail", "email address", "email_address")
+    email = _column(header, "email", "email address")
     if email is None:
         raise ImportFileError(f"no `email` column (columns: {', '.join(header)})", path=label, line=1)
+    left = mailchimp_kind("", header)
+    if left in ("unsubscribed", "cleaned") and _column(header, "status") is None:
+        # Read as a plain CSV, everyone would become `subscribed`: mail people who left Mailchimp.
+        raise ImportFileError(f"this is a Mailchimp {left} export: import it with --format mailchimp",
+                              path=label, line=1)
     name, first, last = (_column(header, "name"), _column(header, "first_name", "first name"),
                          _column(header, "last_name", "last name"))
-    status = _column(header, "status")
+    status, source, created = _column(header, "status"), _column(header, "source"), _column(header, "created_at")
     for line, values in _rows(reader, label):
         raw = _cell(values, status).lower()
         try:
@@ -89,7 +113,8 @@ def plain_rows(fh: Iterator[str], label: str) -> Iterator[Row]:
             parsed = None
         yield Row(f"{label}:{line}", _cell(values, email),
                   _cell(values, name) or _join_name(_cell(values, first), _cell(values, last)),
-                  parsed, bad_status=raw if parsed is None else None)
+                  parsed, bad_status=raw if parsed is None else None,
+                  source=_cell(values, source)[:32] or None, created_at=_cell(values, created) or None)
 
 
 def mailchimp_kind(name: str, header: list[str]) -> str | None:
@@ -124,7 +149,8 @@ def mailchimp_rows(fh: Iterator[str], label: str) -> Iterator[Row]:
                               path=label, line=1)
     email = _column(header, "Email Address")
     if email is None:
-        raise ImportFileError(f"no `Email Address` column (columns: {', '.join(header)})", path=label, line=1)
+        raise ImportFileError(f"no `Email Address` column (columns: {', '.join(header)}); "
+                              "a plain CSV named like a Mailchimp file needs --format csv", path=label, line=1)
     first, last = _column(header, "First Name"), _column(header, "Last Name")
     for line, values in _rows(reader, label):
         yield Row(f"{label}:{line}", _cell(values, email), _join_name(_cell(values, first), _cell(values, last)),
@@ -155,9 +181,13 @@ def _zip_rows(path: Path) -> Iterator[Row]:
         if not ordered:
             raise ImportFileError("no subscribed_*, unsubscribed_* or cleaned_*.csv inside", path=path)
         for member in ordered:
-            with archive.open(member) as binary:
-                label = f"{path}/{member}"
-                yield from mailchimp_rows(_text(binary, label), label)
+            label = f"{path}/{member}"
+            try:
+                with archive.open(member) as binary:
+                    yield from mailchimp_rows(_text(binary, label), label)
+            except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError) as exc:
+                # A damaged or encrypted member: rows before it were read fine, this one cannot be.
+                raise ImportFileError(f"cannot read this zip member: {exc}", path=label) from None
 
 
 def detect_format(path: Path) -> str:
@@ -167,7 +197,16 @@ def detect_format(path: Path) -> str:
         return "mailchimp"
     with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
         header = next(csv.reader([fh.readline()]), [])
-    return "mailchimp" if "Email Address" in header and "LEID" in header else "csv"
+    mailchimp_columns = {"LEID", "EUID", "OPTIN_TIME", "UNSUB_TIME", "CLEAN_TIME"}
+    return "mailchimp" if "Email Address" in header and mailchimp_columns & set(header) else "csv"
+
+
+def _looks_like_zip(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(4) == b"PK\x03\x04"
+    except OSError as exc:
+        raise ImportFileError(f"cannot read: {exc.strerror}", path=path) from None
 
 
 def read_rows(path: str | Path, fmt: str | None = None) -> Iterator[Row]:
@@ -175,6 +214,8 @@ def read_rows(path: str | Path, fmt: str | None = None) -> Iterator[Row]:
     path = Path(path)
     if not path.is_file():
         raise ImportFileError("no such file", path=path)
+    if _looks_like_zip(path) and not zipfile.is_zipfile(path):
+        raise ImportFileError("damaged or incomplete zip file (download the export again)", path=path)
     fmt = fmt or detect_format(path)
     if fmt not in ("csv", "mailchimp"):
         raise ImportFileError(f"unknown import format {fmt!r}: use csv or mailchimp", path=path)

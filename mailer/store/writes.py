@@ -146,6 +146,11 @@ class Store(StoreBase):
             # Free-text details (bounce diagnostics, reasons) may quote the address.
             conn.execute(history.update().where(history.c.subscriber_id == sid).values(detail=None))
             conn.execute(feedback_events.update().where(feedback_events.c.subscriber_id == sid).values(detail=None))
-            conn.execute(deliveries.update().where(deliveries.c.subscriber_id == sid).values(email=None))
+            # A delivery's error is the server's text, which often quotes the address (550 <x@y>: ...).
+            conn.execute(deliveries.update().where(deliveries.c.subscriber_id == sid).values(email=None, error=None))
+            # Test sends (`send --to ADDR`) record the address without a subscriber id.
+            conn.execute(deliveries.update().where(
+                deliveries.c.subscriber_id.is_(None),
+                sa.func.lower(deliveries.c.email).in_({norm, row.email.lower()})).values(email=None, error=None))
             conn.execute(list_members.delete().where(list_members.c.subscriber_id == sid))
             return True
