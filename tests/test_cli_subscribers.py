@@ -164,3 +164,13 @@ def test_list_is_one_line_per_subscriber_whatever_the_name(cli_db, workdir):
     assert cli_db("subscribers", "import", "in.csv").code == 0
     r = cli_db("subscribers", "list")
     assert sorted(r.out.splitlines()) == ["h@x.org\tsubscribed\tMulti line name", "p@x.org\tsubscribed\tPlain"]
+
+
+def test_remove_keeps_a_bounce_or_complaint(cli_db, workdir):
+    (workdir / "in.csv").write_text("email,name,status\nbounced@example.com,,bounced\n"
+                                    "complained@example.com,,complained\n")
+    assert cli_db("subscribers", "import", "in.csv").code == 0
+    for address, status in (("bounced@example.com", "bounced"), ("complained@example.com", "complained")):
+        r = cli_db("subscribers", "remove", address)
+        assert r.code == 0 and r.out == f"{address}: already suppressed ({status})\n"
+        assert f"status:  {status}" in cli_db("subscribers", "show", address).out

@@ -90,7 +90,10 @@ def remove(ctx, emails, reason) -> None:
     emails = _validated(emails)
     with _open(ctx) as store:
         for sub in _existing(store, emails):
-            if store.set_status(sub.id, Status.UNSUBSCRIBED, reason="cli", detail=reason):
+            if sub.status in (Status.BOUNCED, Status.COMPLAINED):
+                # Already suppressed, for a reason worth keeping (deliverability reports).
+                click.echo(f"{sub.email}: already suppressed ({sub.status.value})")
+            elif store.set_status(sub.id, Status.UNSUBSCRIBED, reason="cli", detail=reason):
                 click.echo(f"unsubscribed {sub.email}")
             else:
                 click.echo(f"{sub.email}: already unsubscribed")
