@@ -14,7 +14,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fixtures.core import skip_unless
+from tests.fixtures.core import free_port, skip_unless
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
@@ -31,11 +30,6 @@ UNITS = ROOT / "deploy" / "systemd"
 VENV_BIN = Path(sys.executable).parent
 SECRET = "deploy-test-secret-key-0123456789"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- parsing ---------------------------------------------------------------------

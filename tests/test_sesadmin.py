@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 
@@ -11,6 +10,7 @@ from mailer import sesadmin
 from mailer.awsclient import AwsError
 from mailer.config import load_settings
 from mailer.errors import ConfigError
+from tests.fixtures.core import free_port
 
 CONFIG_SET = "twir-mail"
 TOPIC = "twir-mail-ses-feedback"
@@ -170,16 +170,11 @@ def test_account_fields_from_a_getaccount_response():
     assert st.problems == ["sending is disabled for this account"]
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def test_unreachable_endpoint_is_an_aws_error(workdir, monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    settings = load_settings(env={"TWIR_MAIL_SES_ENDPOINT_URL": f"http://127.0.0.1:{_closed_port()}",
+    settings = load_settings(env={"TWIR_MAIL_SES_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",
                                   "TWIR_MAIL_SES_CONFIGURATION_SET": CONFIG_SET})
     with pytest.raises(AwsError, match="cannot reach the AWS endpoint http://127.0.0.1:"):
         sesadmin.setup(settings)

@@ -16,8 +16,7 @@ from mailer.config import load_settings
 from mailer.models import Status
 from mailer.store import open_store
 from mailer.tokens import Signer
-from tests.fixtures.core import ROOT
-from tests.fixtures.web import free_port
+from tests.fixtures.core import ROOT, free_port
 
 SECRET = "lambda-test-secret-0123456789"
 
