@@ -27,6 +27,17 @@ CONFIRM_MAX_AGE = 7 * 24 * 3600  # confirmation links expire after a week
 DB_THREADS = {"sqlite": 2, "postgresql": 6}  # concurrent database calls per process (see run_db)
 
 
+async def read_body(request, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it passes ``limit`` bytes (the rest is not read)."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def drain(request, limit: int = 64 * 1024) -> None:
     """Read and drop a body we need nothing from, without buffering a huge one."""
     seen = 0

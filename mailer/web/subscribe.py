@@ -29,7 +29,7 @@ from ..models import Status, Subscriber
 from ..store.schema import list_members
 from ..tokens import CONFIRM
 from . import ratelimit
-from .context import CONFIRM_MAX_AGE, Services, drain
+from .context import CONFIRM_MAX_AGE, Services, drain, read_body
 
 log = logging.getLogger("twir_mail.web")
 MAX_FORM = 16 * 1024
@@ -137,13 +137,9 @@ def _subscribe(svc: Services, email: str, honeypot: str, client: str) -> Outcome
 
 async def read_form(request: Request) -> dict[str, str] | None:
     """The form fields (urlencoded or multipart), or None if too big or unparsable."""
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_FORM:
-            return None
-        chunks.append(chunk)
-    body = b"".join(chunks)
+    body = await read_body(request, MAX_FORM)
+    if body is None:
+        return None
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "multipart/form-data":
         request._body = body  # let Starlette's parser read the bytes we already have

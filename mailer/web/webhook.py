@@ -19,7 +19,7 @@ from starlette.responses import PlainTextResponse
 from .. import applyfeedback
 from ..errors import WebhookError
 from ..feedback import MAX_BODY, parse_ses_events, parse_sns_body
-from .context import Services
+from .context import Services, read_body
 
 log = logging.getLogger("twir_mail.webhook")
 
@@ -47,13 +47,10 @@ def authorised(svc: Services, header: str | None) -> bool:
 
 
 async def _read(request: Request) -> bytes:
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise WebhookError("body too large", status=413)
-        chunks.append(chunk)
-    return b"".join(chunks)
+    body = await read_body(request, MAX_BODY)
+    if body is None:
+        raise WebhookError("body too large", status=413)
+    return body
 
 
 def _confirm_subscription(svc: Services, doc: dict) -> None:
