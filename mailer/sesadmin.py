@@ -221,12 +221,7 @@ def _event_destination(ses, config_set: str, arn: str | None, set_exists: bool, 
     subject = f"event destination {DESTINATION_NAME} ({', '.join(EVENT_TYPES)})"
     wanted = {"Name": DESTINATION_NAME, "Enabled": True, "MatchingEventTypes": list(EVENT_TYPES),
               "SNSDestination": {"TopicARN": arn or ""}}
-    current = None
-    if set_exists:
-        described = ses.describe_configuration_set(ConfigurationSetName=config_set,
-                                                   ConfigurationSetAttributeNames=["eventDestinations"])
-        current = next((d for d in described.get("EventDestinations") or []
-                        if d and d.get("Name") == DESTINATION_NAME), None)
+    current = _feedback_destination(ses, config_set) if set_exists else None
     if current is None:
         if not dry_run:
             ses.create_configuration_set_event_destination(ConfigurationSetName=config_set, EventDestination=wanted)
@@ -237,6 +232,14 @@ def _event_destination(ses, config_set: str, arn: str | None, set_exists: bool, 
     if not dry_run:
         ses.update_configuration_set_event_destination(ConfigurationSetName=config_set, EventDestination=wanted)
     return Step(subject, "would update" if dry_run else "updated", "; ".join(drift))
+
+
+def _feedback_destination(ses, config_set: str) -> dict | None:
+    """The set's twir-mail event destination as SES v1 describes it, or None."""
+    described = ses.describe_configuration_set(ConfigurationSetName=config_set,
+                                               ConfigurationSetAttributeNames=["eventDestinations"])
+    return next((d for d in described.get("EventDestinations") or []
+                 if d and d.get("Name") == DESTINATION_NAME), None)
 
 
 def _destination_drift(current: dict, wanted: dict) -> list[str]:
@@ -374,12 +377,10 @@ def _config_set_status(sesv2, ses, st: AccountStatus) -> None:
     st.configuration_set_exists = _configuration_set_exists(sesv2, st.configuration_set)
     if not st.configuration_set_exists:
         return
-    described = ses.describe_configuration_set(ConfigurationSetName=st.configuration_set,
-                                               ConfigurationSetAttributeNames=["eventDestinations"])
-    for dest in described.get("EventDestinations") or []:
-        if dest and dest.get("Name") == DESTINATION_NAME and dest.get("Enabled"):
-            st.event_types = list(dest.get("MatchingEventTypes", []))
-            st.event_topic = (dest.get("SNSDestination") or {}).get("TopicARN", "")
+    dest = _feedback_destination(ses, st.configuration_set)
+    if dest and dest.get("Enabled"):
+        st.event_types = list(dest.get("MatchingEventTypes", []))
+        st.event_topic = (dest.get("SNSDestination") or {}).get("TopicARN", "")
 
 
 __all__ = ["AwsError", "SetupReport", "Step", "AccountStatus", "setup", "status", "webhook_endpoint",
