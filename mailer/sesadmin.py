@@ -190,15 +190,13 @@ def _topic_attributes(sns, arn: str, settings: Settings, config_set: str, dry_ru
     steps = []
     update = "would update" if dry_run else "updated"
     version = attrs.get("SignatureVersion")
+    # Some endpoints (moto) do not report the attribute (None): writing "2" is harmless either way.
+    if version != "2" and not dry_run:
+        sns.set_topic_attributes(TopicArn=arn, AttributeName="SignatureVersion", AttributeValue="2")
     if version is None:
-        # Some endpoints (moto) do not report the attribute: writing "2" is harmless either way.
-        if not dry_run:
-            sns.set_topic_attributes(TopicArn=arn, AttributeName="SignatureVersion", AttributeValue="2")
         steps.append(Step("topic SignatureVersion", "unknown" if dry_run else "ok",
                           "not reported by this endpoint" + ("" if dry_run else "; set to 2")))
     elif version != "2":
-        if not dry_run:
-            sns.set_topic_attributes(TopicArn=arn, AttributeName="SignatureVersion", AttributeValue="2")
         steps.append(Step("topic SignatureVersion", update, f"{version} -> 2"))
     else:
         steps.append(Step("topic SignatureVersion", "ok", "2"))
