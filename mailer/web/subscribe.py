@@ -26,7 +26,6 @@ from starlette.requests import Request
 
 from ..errors import SubscriberError, TransportError
 from ..models import Status, Subscriber
-from ..store.schema import list_members
 from ..tokens import CONFIRM
 from . import ratelimit
 from .context import CONFIRM_MAX_AGE, Services, drain, read_body
@@ -174,15 +173,6 @@ async def submit(request: Request):
     return answer(svc, outcome)
 
 
-def _ensure_member(engine: sa.Engine, subscriber_id: int, list_id: int) -> None:
-    with engine.begin() as conn:
-        found = conn.execute(sa.select(list_members.c.list_id).where(
-            list_members.c.list_id == list_id, list_members.c.subscriber_id == subscriber_id)).first()
-        if found is None:
-            conn.execute(sa.insert(list_members).values(
-                list_id=list_id, subscriber_id=subscriber_id, added_at=dt.datetime.now(dt.timezone.utc)))
-
-
 def _confirm(svc: Services, subscriber_id: int, list_id: int, issued_at: int) -> bool:
     sub = svc.store.get_by_id(subscriber_id)
     if sub is None or sub.email is None:
@@ -192,9 +182,10 @@ def _confirm(svc: Services, subscriber_id: int, list_id: int, issued_at: int) ->
     if sub.status.suppressed and sub.updated_at.timestamp() > issued_at + 1:
         return False
     try:
-        _ensure_member(svc.store.engine, sub.id, list_id)
+        with svc.store.engine.begin() as conn:  # the store's insert-or-nothing (a concurrent confirm is fine)
+            svc.store._join(conn, list_id, sub.id, dt.datetime.now(dt.timezone.utc))
     except sa.exc.IntegrityError:
-        pass  # a concurrent confirm added it, or the list is gone
+        pass  # the list is gone
     if sub.status is not Status.SUBSCRIBED:
         svc.store.set_status(sub.id, Status.SUBSCRIBED, reason="confirm-link", allow_resubscribe=True)
     return True
