@@ -15,11 +15,8 @@ _handler = None
 def _build():
     from mangum import Mangum
 
-    from ..config import load_settings
-    from . import create_app
-
     # lifespan "off": a Lambda container has no orderly shutdown to run it on.
-    return Mangum(create_app(load_settings()), lifespan="off")
+    return Mangum(asgi_app(), lifespan="off")
 
 
 def handler(event: dict, context: Any) -> dict:
