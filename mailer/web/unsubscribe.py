@@ -28,10 +28,9 @@ def _state(svc: Services, subscriber_id: int) -> bool:
 
 def do_unsubscribe(svc: Services, subscriber_id: int, list_id: int) -> str:
     """Unsubscribe (if still receiving mail); returns the list title for the page."""
-    sub = svc.store.get_by_id(subscriber_id)
     # Already suppressed (bounced, complained, unsubscribed) or forgotten: nothing to do.
-    if sub is not None and sub.email is not None and not sub.status.suppressed:
-        svc.store.set_status(sub.id, Status.UNSUBSCRIBED, reason=REASON, detail=f"list {list_id}")
+    if not _state(svc, subscriber_id):
+        svc.store.set_status(subscriber_id, Status.UNSUBSCRIBED, reason=REASON, detail=f"list {list_id}")
     return svc.list_title(list_id)
 
 
