@@ -46,7 +46,7 @@ def start(store: Store, rendered: Rendered, settings: Settings, transport: Trans
     html_bytes = len(rendered.html.encode("utf-8"))
     prefix = settings.send.test_subject_prefix if test else ""
     return ledger.create(store, kind="test" if test else "send", issue_number=rendered.issue.number,
-                         issue_path=str(rendered.issue.path), list_name=list_name, subject=prefix + rendered.subject,
+                         issue_path=str(rendered.issue.path.resolve()), list_name=list_name, subject=prefix + rendered.subject,
                          transport=transport.name, html_bytes=html_bytes, addresses=list(addresses))
 
 
