@@ -43,11 +43,10 @@ def start(store: Store, rendered: Rendered, settings: Settings, transport: Trans
     """A new campaign with its recipients frozen; a second real send of an issue to a list is refused."""
     if not transport.local:
         check_sendable(settings)
-    html_bytes = len(rendered.html.encode("utf-8"))
     prefix = settings.send.test_subject_prefix if test else ""
     return ledger.create(store, kind="test" if test else "send", issue_number=rendered.issue.number,
                          issue_path=str(rendered.issue.path.resolve()), list_name=list_name, subject=prefix + rendered.subject,
-                         transport=transport.name, html_bytes=html_bytes, addresses=list(addresses))
+                         transport=transport.name, html_bytes=rendered.html_bytes, addresses=list(addresses))
 
 
 def resume(store: Store, campaign_id: int | None, *, issue_number: int | None = None, list_name: str = "main",
