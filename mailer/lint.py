@@ -19,12 +19,11 @@ import ftfy
 
 from .config import Settings
 from .errors import TwirMailError
-from .content import CONTROL_CHARS
+from .content import CONTROL_CHARS, HTML_COMMENT
 from .issue import parse_issue
 from .models import Finding, Issue, Rendered, Severity
 
 PLACEHOLDERS = ("INSERT_LINK_HERE", "REDDIT_LINK_HERE", "$twir_issue_number")
-_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
 _FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,}).*?^\1\2[`~]*[ \t]*$", re.S | re.M)
 _CODE_SPAN = re.compile(r"(`+)(?!`).*?(?<!`)\1(?!`)")
 _HEADING = re.compile(r"^(#{1,6})\s+(\S.*?)\s*#*\s*$")
@@ -45,7 +44,7 @@ def _blank(match: re.Match) -> str:
 
 def scan_lines(body: str) -> list[str]:
     """Body lines with comments, fenced code and code spans blanked out."""
-    text = _FENCE.sub(_blank, _COMMENT.sub(_blank, body))
+    text = _FENCE.sub(_blank, HTML_COMMENT.sub(_blank, body))
     return [_CODE_SPAN.sub(_blank, line) for line in text.split("\n")]
 
 
