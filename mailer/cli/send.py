@@ -192,8 +192,10 @@ def _prepare_resume(store, campaign_id, issue, list_name, resend_unknown):
 
 
 def _summary(rendered, settings, target, addresses, n, transport, rate, test) -> None:
+    from .. import campaign as cmp
+
     to = ", ".join(filter(None, [f"list {target}" if target else None, *addresses]))
-    subject = (settings.send.test_subject_prefix if test else "") + rendered.subject
+    subject = cmp.subject_prefix(settings, test) + rendered.subject
     click.echo(f"subject:    {subject}")
     click.echo(f"to:         {to} ({n} recipient{'s' if n != 1 else ''})")
     click.echo(f"HTML size:  {_kib(rendered.html_bytes)}")
