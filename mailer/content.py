@@ -33,7 +33,7 @@ strong sub summary sup table tbody td tfoot th thead time tr tt u ul var wbr
 # A real tag: known lower-case name, then attribute syntax only (no ``,``/``<``).
 _ATTRS = r"""(?:\s+[a-zA-Z_:][-\w:.]*(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'=<>`]+))?)*\s*/?"""
 _REAL_TAG = re.compile(r"</?([a-z][a-z0-9]*)" + _ATTRS + r">")
-_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
+HTML_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)  # an unclosed one runs to the end
 _LT = re.compile(r"<")
 _HEADING_ID = re.compile(r'(<h[1-6]) id="[^"]*"')
 _IMG_NO_ALT = re.compile(r"<img(?![^>]*\salt=)([^>]*?)(/?)>")
@@ -91,7 +91,7 @@ def escape_pseudo_tags(html: str) -> str:
 
 def clean_html(html: str) -> str:
     """Email clean-up of Markdown output (see module docstring)."""
-    html = _COMMENT.sub("", html)
+    html = HTML_COMMENT.sub("", html)
     html = escape_pseudo_tags(html)
     html = _HEADING_ID.sub(r"\1", html)
     html = _IMG_NO_ALT.sub(r'<img alt=""\1\2>', html)

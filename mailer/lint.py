@@ -19,12 +19,11 @@ import ftfy
 
 from .config import Settings
 from .errors import TwirMailError
-from .content import CONTROL_CHARS
+from .content import CONTROL_CHARS, HTML_COMMENT
 from .issue import parse_issue
-from .models import Finding, Issue, Severity
+from .models import Finding, Issue, Rendered, Severity
 
 PLACEHOLDERS = ("INSERT_LINK_HERE", "REDDIT_LINK_HERE", "$twir_issue_number")
-_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
 _FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,}).*?^\1\2[`~]*[ \t]*$", re.S | re.M)
 _CODE_SPAN = re.compile(r"(`+)(?!`).*?(?<!`)\1(?!`)")
 _HEADING = re.compile(r"^(#{1,6})\s+(\S.*?)\s*#*\s*$")
@@ -45,7 +44,7 @@ def _blank(match: re.Match) -> str:
 
 def scan_lines(body: str) -> list[str]:
     """Body lines with comments, fenced code and code spans blanked out."""
-    text = _FENCE.sub(_blank, _COMMENT.sub(_blank, body))
+    text = _FENCE.sub(_blank, HTML_COMMENT.sub(_blank, body))
     return [_CODE_SPAN.sub(_blank, line) for line in text.split("\n")]
 
 
@@ -226,18 +225,25 @@ def _diff(line: str, fixed: str) -> str:
 
 def check_issue(path: str | Path, settings: Settings) -> list[Finding]:
     """Every finding for one issue file; never raises for a bad issue."""
-    from .render import render_issue
-
     try:
         issue = parse_issue(path)
     except TwirMailError as exc:
         return [Finding(exc.path or str(path), exc.line, Severity.ERROR, exc.message, "parse")]
+    return check_parsed(issue, settings)[0]
+
+
+def check_parsed(issue: Issue, settings: Settings) -> tuple[list[Finding], Rendered | None]:
+    """The findings for a parsed issue, and its rendering (None if it cannot be rendered):
+    `send` checks and sends the same rendering instead of rendering twice."""
+    from .render import render_issue
+
     linter = _Linter(issue)
     findings = linter.run()
+    rendered = None
     try:
         rendered = render_issue(issue, settings)
     except TwirMailError as exc:
         linter.error(None, f"cannot render: {exc.message}", "render")
     else:
         linter.size(rendered.html_bytes, settings)
-    return sorted(findings, key=lambda f: (f.line or 0, f.severity != Severity.ERROR))
+    return sorted(findings, key=lambda f: (f.line or 0, f.severity != Severity.ERROR)), rendered

@@ -83,6 +83,7 @@ class PreviewState:
         self.version = 0
         self.html = "<!doctype html><p>Not rendered yet.</p>"
         self.text = ""
+        self.sizes = ""
         self.error = ""
 
     def refresh(self) -> None:
@@ -110,7 +111,7 @@ class PreviewState:
     def status(self) -> dict:
         with self.lock:
             return {"version": self.version, "error": self.error,
-                    "status": getattr(self, "sizes", "") if not self.error else "render failed"}
+                    "status": self.sizes if not self.error else "render failed"}
 
 
 def _handler(state: PreviewState):

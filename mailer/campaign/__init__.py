@@ -21,7 +21,7 @@ from .ledger import Campaign
 from .sender import Progress, Report, Sender
 
 __all__ = ["Campaign", "Progress", "Report", "ledger", "start", "resume", "deliver", "dry_run",
-           "resolve_rate", "SMTP_DEFAULT_RATE"]
+           "resolve_rate", "subject_prefix", "SMTP_DEFAULT_RATE"]
 
 # SES's sandbox rate: a safe default for SMTP relays that cannot tell us theirs.
 SMTP_DEFAULT_RATE = 14.0
@@ -43,11 +43,10 @@ def start(store: Store, rendered: Rendered, settings: Settings, transport: Trans
     """A new campaign with its recipients frozen; a second real send of an issue to a list is refused."""
     if not transport.local:
         check_sendable(settings)
-    html_bytes = len(rendered.html.encode("utf-8"))
-    prefix = settings.send.test_subject_prefix if test else ""
     return ledger.create(store, kind="test" if test else "send", issue_number=rendered.issue.number,
-                         issue_path=str(rendered.issue.path), list_name=list_name, subject=prefix + rendered.subject,
-                         transport=transport.name, html_bytes=html_bytes, addresses=list(addresses))
+                         issue_path=str(rendered.issue.path.resolve()), list_name=list_name,
+                         subject=subject_prefix(settings, test) + rendered.subject,
+                         transport=transport.name, html_bytes=rendered.html_bytes, addresses=list(addresses))
 
 
 def resume(store: Store, campaign_id: int | None, *, issue_number: int | None = None, list_name: str = "main",
@@ -73,9 +72,12 @@ def resume(store: Store, campaign_id: int | None, *, issue_number: int | None = 
     return ledger.get(store, campaign_id), requeued
 
 
-def template_for(rendered: Rendered, settings: Settings, campaign: Campaign) -> MessageTemplate:
-    prefix = settings.send.test_subject_prefix if campaign.kind == "test" else ""
-    return MessageTemplate(rendered, settings, subject_prefix=prefix)
+def subject_prefix(settings: Settings, test: bool) -> str:
+    return settings.send.test_subject_prefix if test else ""
+
+
+def template_for(rendered: Rendered, settings: Settings, test: bool) -> MessageTemplate:
+    return MessageTemplate(rendered, settings, subject_prefix=subject_prefix(settings, test))
 
 
 def deliver(store: Store, campaign: Campaign, rendered: Rendered, transport: Transport, settings: Settings, *,
@@ -86,7 +88,7 @@ def deliver(store: Store, campaign: Campaign, rendered: Rendered, transport: Tra
     if rendered.issue.number != campaign.issue_number:
         raise CampaignError(f"campaign {campaign.id} is for issue {campaign.issue_number}, "
                             f"not {rendered.issue.number}")
-    template = template_for(rendered, settings, campaign)
+    template = template_for(rendered, settings, campaign.kind == "test")
     if campaign.status != CampaignStatus.SENDING.value:
         ledger.set_status(store, campaign.id, CampaignStatus.SENDING)
     sender = Sender(store, campaign, template, transport, settings, rate=rate, workers=workers,
@@ -98,8 +100,7 @@ def dry_run(store: Store, rendered: Rendered, settings: Settings, list_name: str
             addresses: list[str] = (), test: bool = False) -> tuple[int, int, float]:
     """Build every message of a send (list members and/or test addresses) without recording or
     handing anything over. Returns (messages, total bytes, seconds)."""
-    template = MessageTemplate(rendered, settings,
-                               subject_prefix=settings.send.test_subject_prefix if test else "")
+    template = template_for(rendered, settings, test)
     signer = Signer(settings.secret_key)
     list_id = store.list_id(list_name) if list_name else 0
     started, n, size = time.monotonic(), 0, 0

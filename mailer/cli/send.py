@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from . import err, pass_ctx
+from . import pass_ctx
 from ..errors import CampaignError, CheckFailed, Interrupted, SendingPaused, TransportError
 
 
@@ -24,21 +24,21 @@ def _duration(seconds: float) -> str:
 def _render(path: str, settings, force: bool):
     """Parse, check (errors stop unless --force) and render one issue."""
     from ..issue import parse_issue
-    from ..lint import check_issue
+    from ..lint import check_parsed
     from ..models import Severity
     from ..render import render_issue
 
-    issue = parse_issue(Path(path).resolve())  # unreadable/unparsable: one IssueError line
-    findings = check_issue(path, settings)
+    issue = parse_issue(path)  # unreadable/unparsable: one IssueError line
+    findings, rendered = check_parsed(issue, settings)
     errors = [f for f in findings if f.severity == Severity.ERROR]
     for f in errors:
         click.echo(str(f), err=True)
     if len(findings) > len(errors):
         click.echo(f"{len(findings) - len(errors)} warning(s): see `twir-mail check {path}`", err=True)
-    errors = len(errors)
     if errors and not force:
-        raise CheckFailed(f"{errors} error(s) in the issue: fix them or send with --force", path=path)
-    return render_issue(issue, settings)
+        raise CheckFailed(f"{len(errors)} error(s) in the issue: fix them or send with --force", path=path)
+    # Forced past a render failure: rendering again raises its one-line error.
+    return rendered if rendered is not None else render_issue(issue, settings)
 
 
 def _split_to(to: tuple[str, ...], preview_list: str) -> tuple[str | None, list[str]]:
@@ -104,7 +104,7 @@ def _send(ctx, issue, list_name, yes, dry_run, rate, force, resume, resend_unkno
         raise click.UsageError("--resume cannot be combined with --to or --dry-run")
     with open_store(settings) as store:
         if resuming:
-            found, requeued = _prepare_resume(store, campaign_id, issue, list_name, resend_unknown, settings)
+            found, requeued = _prepare_resume(store, campaign_id, issue, list_name, resend_unknown)
             if requeued:
                 click.echo(f"requeued {requeued} unknown recipient(s) (--resend-unknown)")
             issue = issue or found.issue_path
@@ -181,7 +181,7 @@ def _not_ready(transport, exc) -> TransportError:
     return TransportError(f"cannot send through {transport.name}: {exc.message}", code=exc.code)
 
 
-def _prepare_resume(store, campaign_id, issue, list_name, resend_unknown, settings):
+def _prepare_resume(store, campaign_id, issue, list_name, resend_unknown):
     from .. import campaign as cmp
     from ..issue import parse_issue
 
@@ -192,8 +192,10 @@ def _prepare_resume(store, campaign_id, issue, list_name, resend_unknown, settin
 
 
 def _summary(rendered, settings, target, addresses, n, transport, rate, test) -> None:
+    from .. import campaign as cmp
+
     to = ", ".join(filter(None, [f"list {target}" if target else None, *addresses]))
-    subject = (settings.send.test_subject_prefix if test else "") + rendered.subject
+    subject = cmp.subject_prefix(settings, test) + rendered.subject
     click.echo(f"subject:    {subject}")
     click.echo(f"to:         {to} ({n} recipient{'s' if n != 1 else ''})")
     click.echo(f"HTML size:  {_kib(rendered.html_bytes)}")
