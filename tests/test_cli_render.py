@@ -91,16 +91,16 @@ def test_preview_serves_and_stops(workdir, corpus):
     try:
         line = proc.stderr.readline()
         url = re.search(r"http://127\.0\.0\.1:\d+/", line).group(0)
-        page = httpx.get(url, timeout=10)
+        page = httpx.get(url, timeout=30)
         assert page.status_code == 200 and 'data-view="mobile"' in page.text
-        mail = httpx.get(url + "email.html", timeout=10)
+        mail = httpx.get(url + "email.html", timeout=30)
         assert "Hello and welcome" in mail.text
-        assert "@media all" in httpx.get(url + "email-dark.html", timeout=10).text
-        assert httpx.get(url + "email.txt", timeout=10).headers["content-type"].startswith("text/plain")
+        assert "@media all" in httpx.get(url + "email-dark.html", timeout=30).text
+        assert httpx.get(url + "email.txt", timeout=30).headers["content-type"].startswith("text/plain")
     finally:
         proc.send_signal(signal.SIGINT)
         try:
-            rc = proc.wait(timeout=10)
+            rc = proc.wait(timeout=30)
         finally:
             if proc.poll() is None:
                 proc.kill()

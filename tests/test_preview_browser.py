@@ -87,7 +87,8 @@ def preview(issue_file, settings):
     server.server_close()
 
 
-def wait_frame(page, condition: str, timeout: float = 10_000):
+# Generous: the waits end as soon as the condition holds, and a loaded 2-CPU CI box is slow.
+def wait_frame(page, condition: str, timeout: float = 30_000):
     """Wait until ``condition`` (JS using ``doc``, the frame's loaded document) holds."""
     page.wait_for_function(
         "() => { const f = document.getElementById('frame'); const doc = f.contentDocument;"
@@ -125,5 +126,5 @@ def test_preview_page_switches_views_and_rerenders(browser, preview, screenshot_
     # A broken edit shows the error instead of killing the server.
     path.write_bytes(b"Title: This Week in Rust 600\nDate: never\n\nx\n")
     page.wait_for_function("document.getElementById('error').textContent.includes('invalid Date')",
-                           timeout=10_000)
+                           timeout=30_000)
     page.close()
