@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mailer.config import Settings  # noqa: E402
-from mailer.issue import parse_issue  # noqa: E402
-from mailer.render import render_issue  # noqa: E402
+from mailer.issue.parse import parse_issue  # noqa: E402
+from mailer.issue.render import render_issue  # noqa: E402
 
 ROUNDS = 3
 STAGES = ("parse", "markdown", "mjml", "inject", "inline", "minify", "text")

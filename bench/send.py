@@ -36,14 +36,14 @@ import sqlalchemy as sa  # noqa: E402
 
 from mailer import campaign as cmp  # noqa: E402
 from mailer.config import load_settings, with_overrides  # noqa: E402
-from mailer.issue import parse_issue  # noqa: E402
+from mailer.issue.parse import parse_issue  # noqa: E402
 from mailer.models import CampaignStatus  # noqa: E402
-from mailer.render import render_issue  # noqa: E402
+from mailer.issue.render import render_issue  # noqa: E402
 from mailer.store import open_store  # noqa: E402
 from mailer.store.engine import utcnow  # noqa: E402
 from mailer.store.schema import list_members, subscribers  # noqa: E402
-from mailer.transport import NullTransport  # noqa: E402
-from mailer.transport.ses import SesTransport  # noqa: E402
+from mailer.sending.transport import NullTransport  # noqa: E402
+from mailer.sending.transport.ses import SesTransport  # noqa: E402
 
 CORPUS = Path(os.environ.get("TWIRMAIL_CORPUS", ROOT.parent / "shared" / "corpus")) / "twir"
 

@@ -1,3 +1,3 @@
-from .cli import main
+from mailer.cli import main
 
 main()

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
-from .errors import ConfigError
+from mailer.errors import ConfigError
 
 CONFIG_NAME = "twir-mail.toml"
 ENV_PREFIX = "TWIR_MAIL_"

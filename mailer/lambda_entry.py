@@ -1,15 +1,15 @@
 """AWS Lambda entry point of deploy/aws/template.yaml: ``mailer.lambda_entry.handler``.
 
 At cold start, secrets named by ``SSM_TWIR_MAIL_*`` variables are fetched from
-Parameter Store into the environment (mailer/awsparams.py); then every event
+Parameter Store into the environment (mailer/aws/params.py); then every event
 goes to the web app's own handler, ``mailer.web.aws_lambda.handler``, which
 loads its settings from that environment on the first event.
 """
 
 from __future__ import annotations
 
-from .awsparams import load_parameters
-from .web.aws_lambda import handler as web_handler
+from mailer.aws.params import load_parameters
+from mailer.web.aws_lambda import handler as web_handler
 
 load_parameters()
 

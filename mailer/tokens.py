@@ -18,7 +18,7 @@ import struct
 import time
 from dataclasses import dataclass
 
-from .errors import TokenError
+from mailer.errors import TokenError
 
 VERSION = 1
 TAG_BYTES = 16

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from mailer import applyfeedback
-from mailer.feedback import parse_ses_events
+from mailer.feedback import apply as applyfeedback
+from mailer.feedback.events import parse_ses_events
 from mailer.models import Status
 from mailer.store.schema import feedback_events, sns_messages
 

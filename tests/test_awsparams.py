@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mailer.awsclient import AwsError
-from mailer.awsparams import load_parameters
+from mailer.aws.client import AwsError
+from mailer.aws.params import load_parameters
 
 
 @pytest.fixture

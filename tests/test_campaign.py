@@ -9,13 +9,13 @@ from email import policy
 import pytest
 import sqlalchemy as sa
 
-from mailer import campaign as cmp
-from mailer.campaign import ledger
+from mailer.sending import campaign as cmp
+from mailer.sending.campaign import ledger
 from mailer.config import with_overrides
 from mailer.errors import CampaignError, ConfigError
 from mailer.models import CampaignStatus, Status
 from mailer.tokens import UNSUBSCRIBE, Signer
-from mailer.transport import open_transport
+from mailer.sending.transport import open_transport
 from tests.fixtures.send import FaultInjector, add_subscribers, make_rendered
 
 BASE = "https://twir-mail.example.org"

@@ -128,7 +128,7 @@ def test_preview_recovers_when_the_file_comes_back_unchanged(issue_file, setting
     """Deleted then restored with its old mtime (git stash/checkout, cp -p): the error must clear."""
     import threading
 
-    from mailer.preview import make_server
+    from mailer.issue.preview import make_server
 
     path = issue_file("Hello from the preview.\n")
     saved = path.read_bytes(), path.stat().st_mtime_ns

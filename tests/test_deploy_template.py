@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mailer import sesadmin
+from mailer.aws import sesadmin
 from mailer.config import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]

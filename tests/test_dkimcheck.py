@@ -15,8 +15,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from mailer.dkimcheck import DkimCheckError, check_file, check_message
-from mailer.message import MessageTemplate
+from mailer.aws.dkim import DkimCheckError, check_file, check_message
+from mailer.sending.message import MessageTemplate
 from mailer.models import UNSUBSCRIBE_PLACEHOLDER, Issue, Rendered
 
 DOMAIN = "this-week-in-rust.org"

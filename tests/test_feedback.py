@@ -10,7 +10,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mailer.config import with_overrides
 from mailer.errors import WebhookError
-from mailer.feedback import SnsVerifier, parse_ses_events, parse_sns_body
+from mailer.aws.sns import SnsVerifier, parse_sns_body
+from mailer.feedback.events import parse_ses_events
 from tests.fixtures.sns import CERT_URL, TOPIC, SnsSigner
 
 DATA = Path(__file__).parent / "data" / "ses"

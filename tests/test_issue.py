@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from mailer.errors import IssueError
-from mailer.issue import parse_issue
+from mailer.issue.parse import parse_issue
 from mailer.models import SponsorInfo
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mailer.config import with_overrides
-from mailer.lint import check_issue, mojibake
+from mailer.issue.lint import check_issue, mojibake
 from mailer.models import Severity
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mailer.config import with_overrides
-from mailer.message import MessageTemplate
+from mailer.sending.message import MessageTemplate
 from mailer.models import UNSUBSCRIBE_PLACEHOLDER, Issue, Rendered
 
 LONG_LINE = "<p>" + "Rust ünïcödé 🦀 = café " * 300 + "</p>"
@@ -107,7 +107,7 @@ def test_sample_message_parses(template):
 
 
 def test_lines_starting_with_from_survive_mbox_software():
-    from mailer.message import _qp
+    from mailer.sending.message import _qp
 
     encoded = _qp("Intro\nFrom the team: hello\nNot From here\n")
     assert b"\r\nFrom " not in encoded and encoded.count(b"=46rom ") == 1

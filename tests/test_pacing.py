@@ -8,7 +8,7 @@ import time
 
 from hypothesis import given, settings, strategies as st
 
-from mailer.pacing import RateLimiter
+from mailer.sending.pacing import RateLimiter
 
 
 class FakeClock:

@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
-from mailer.issue import parse_issue
-from mailer.preview import make_server
-from mailer.render import render_issue
+from mailer.issue.parse import parse_issue
+from mailer.issue.preview import make_server
+from mailer.issue.render import render_issue
 from tests.fixtures.render import offline
 
 pytestmark = pytest.mark.browser

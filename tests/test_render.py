@@ -9,13 +9,13 @@ import pytest
 from lxml import html as lxml_html
 
 from mailer.config import with_overrides
-from mailer.content import CONTROL_CHARS, HTML_TAGS, markdown_html
+from mailer.issue.content import CONTROL_CHARS, HTML_TAGS, markdown_html
 from mailer.errors import RenderError
-from mailer.issue import parse_issue
-from mailer.lint import inline_links, scan_lines
-from mailer.minify import break_long_lines, minify
+from mailer.issue.parse import parse_issue
+from mailer.issue.lint import inline_links, scan_lines
+from mailer.issue.minify import break_long_lines, minify
 from mailer.models import UNSUBSCRIBE_PLACEHOLDER
-from mailer.render import render_issue
+from mailer.issue.render import render_issue
 
 KIB = 1024
 
@@ -295,7 +295,7 @@ def test_break_long_lines_only_at_spaces_outside_attributes():
 
 from hypothesis import given, settings as hsettings, strategies as st  # noqa: E402
 
-from mailer.content import content_html  # noqa: E402
+from mailer.issue.content import content_html  # noqa: E402
 
 _word = st.from_regex(r"[A-Z][a-z0-9_]{0,5}", fullmatch=True)
 _sep = st.sampled_from([" ", "<", ">", ", ", "::", " <", "> ", "<&", "-<"])
@@ -314,7 +314,7 @@ def test_first_body_line_that_looks_like_a_header_stays():
 
 
 def test_text_wrapping_never_breaks_urls():
-    from mailer.textpart import html_to_text
+    from mailer.issue.textpart import html_to_text
 
     url = "https://example.org/" + "a-very-long-path-segment/" * 4
     body = ("Words " * 20 + f"<{url}> and a [named link]({url}?x=1) and <editors@example.org>. " + "More " * 20

@@ -12,12 +12,12 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from mailer import campaign as cmp
-from mailer.campaign import ledger
-from mailer.issue import parse_issue
-from mailer.render import render_issue
+from mailer.sending import campaign as cmp
+from mailer.sending.campaign import ledger
+from mailer.issue.parse import parse_issue
+from mailer.issue.render import render_issue
 from mailer.store.schema import deliveries as D
-from mailer.transport import open_transport
+from mailer.sending.transport import open_transport
 from tests.fixtures.send import ISSUE, add_subscribers, cli_env, outbox_recipients, spawn
 
 WORKERS = 4

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from mailer import sesadmin
-from mailer.awsclient import AwsError
+from mailer.aws import sesadmin
+from mailer.aws.client import AwsError
 from mailer.config import load_settings
 from mailer.errors import ConfigError
 from tests.fixtures.core import free_port

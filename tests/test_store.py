@@ -225,7 +225,7 @@ def test_public_transaction_commits_or_rolls_back(store):
 
 
 def test_forget_erases_the_address_from_every_delivery(store):
-    from mailer.campaign import ledger
+    from mailer.sending.campaign import ledger
     from mailer.store.schema import deliveries
 
     sub = store.add("Private@Example.com")

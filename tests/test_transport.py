@@ -11,10 +11,10 @@ import pytest
 
 from mailer.config import with_overrides
 from mailer.errors import ConfigError, PermanentTransportError, RetryableTransportError, SendingPaused
-from mailer.message import MessageTemplate
-from mailer.transport import NullTransport, OutboxTransport, check_sendable, open_transport, sendable_warnings
-from mailer.transport.ses import SesTransport
-from mailer.transport.smtp import SmtpTransport
+from mailer.sending.message import MessageTemplate
+from mailer.sending.transport import NullTransport, OutboxTransport, check_sendable, open_transport, sendable_warnings
+from mailer.sending.transport.ses import SesTransport
+from mailer.sending.transport.smtp import SmtpTransport
 from tests.fixtures.send import FaultInjector, make_rendered
 from tests.fixtures.smtp import PASSWORD, USER
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from mailer.issue import parse_issue
-from mailer.message import MessageTemplate
+from mailer.issue.parse import parse_issue
+from mailer.sending.message import MessageTemplate
 from mailer.models import Status
-from mailer.render import render_issue
+from mailer.issue.render import render_issue
 from tests.fixtures.core import skip_unless
 
 CHROMIUM = "/usr/bin/chromium"
@@ -89,7 +89,7 @@ def test_unsubscribe_from_a_rendered_issue_on_a_phone(live, browser, draft, tmp_
 @pytest.mark.browser
 @pytest.mark.slow
 def test_subscribe_and_confirm_on_a_phone(start_web, browser, tmp_path):
-    from mailer.transport import OutboxTransport
+    from mailer.sending.transport import OutboxTransport
 
     outbox = OutboxTransport(tmp_path / "outbox")
     live = start_web(transport=outbox)

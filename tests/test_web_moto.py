@@ -12,10 +12,10 @@ import pytest
 import sqlalchemy as sa
 
 from mailer.config import with_overrides
-from mailer.message import MessageTemplate
+from mailer.sending.message import MessageTemplate
 from mailer.models import Status
 from mailer.store.schema import sns_messages
-from mailer.transport.ses import SesTransport
+from mailer.sending.transport.ses import SesTransport
 from tests.fixtures.send import make_rendered
 from tests.fixtures.ses import SENDER
 

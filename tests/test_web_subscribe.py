@@ -12,7 +12,7 @@ import pytest
 
 from mailer.models import Status
 from mailer.tokens import CONFIRM
-from mailer.transport import OutboxTransport
+from mailer.sending.transport import OutboxTransport
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ import sys
 
 import click
 
-from ..config import Settings, load_settings
-from ..errors import TwirMailError
+from mailer.config import Settings, load_settings
+from mailer.errors import TwirMailError
 
 # Command modules, imported lazily so `twir-mail render` stays fast to start.
 COMMAND_MODULES = ("render", "subscribers", "db", "send", "web", "ses")
@@ -53,7 +53,7 @@ def cli(ctx: click.Context, config: str | None, debug: bool) -> None:
 @pass_ctx
 def show_config(ctx: Context) -> None:
     """Show the effective settings (secrets masked) and where they came from."""
-    from ..config import iter_settings
+    from mailer.config import iter_settings
 
     s = ctx.settings
     click.echo(f"# config file: {s.config_path or '(none: built-in defaults)'}")

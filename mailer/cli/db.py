@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from . import pass_ctx
+from mailer.cli import pass_ctx
 
 
 def register(cli: click.Group) -> None:
@@ -21,7 +21,7 @@ def db() -> None:
 @pass_ctx
 def upgrade(ctx) -> None:
     """Apply every pending migration (safe to run repeatedly)."""
-    from ..store.core import StoreBase
+    from mailer.store.core import StoreBase
 
     with StoreBase(ctx.settings) as store:
         before = store.current_revision()
@@ -37,8 +37,8 @@ def upgrade(ctx) -> None:
 @pass_ctx
 def current(ctx) -> None:
     """Show the database's migration revision and whether it is up to date."""
-    from ..store import migrate
-    from ..store.core import StoreBase
+    from mailer.store import migrate
+    from mailer.store.core import StoreBase
 
     with StoreBase(ctx.settings) as store:
         rev = store.current_revision()

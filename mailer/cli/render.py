@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from . import err, pass_ctx
-from ..errors import TwirMailError
+from mailer.cli import err, pass_ctx
+from mailer.errors import TwirMailError
 
 
 def _kib(n: int) -> str:
@@ -38,9 +38,9 @@ def _write_all(files: dict[Path, str | bytes]) -> None:
 
 def render_one(file: str, out_dir: Path, settings) -> str:
     """Render one issue into out_dir; returns the line to print."""
-    from ..issue import parse_issue
-    from ..message import MessageTemplate
-    from ..render import render_issue
+    from mailer.issue.parse import parse_issue
+    from mailer.sending.message import MessageTemplate
+    from mailer.issue.render import render_issue
 
     rendered = render_issue(parse_issue(file), settings)
     stem = rendered.issue.stem
@@ -83,8 +83,8 @@ def render_cmd(ctx, files: tuple[str, ...], output: str) -> int:
 @pass_ctx
 def check_cmd(ctx, files: tuple[str, ...], errors_only: bool) -> int:
     """Lint issues before sending: errors exit 1, warnings are printed only."""
-    from ..lint import check_issue
-    from ..models import Severity
+    from mailer.issue.lint import check_issue
+    from mailer.models import Severity
 
     settings = ctx.settings
     errors = warnings = 0
@@ -110,8 +110,8 @@ def check_cmd(ctx, files: tuple[str, ...], errors_only: bool) -> int:
 @pass_ctx
 def preview_cmd(ctx, file: str, port: int, host: str) -> int:
     """Serve a page showing FILE as desktop, mobile, dark and plain text, updated on save."""
-    from ..issue import parse_issue
-    from ..preview import make_server
+    from mailer.issue.parse import parse_issue
+    from mailer.issue.preview import make_server
 
     parse_issue(file)  # a file that cannot even be parsed is a plain error
     server = make_server(file, ctx.settings, host=host, port=port)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from . import pass_ctx
-from ..errors import CampaignError, CheckFailed, Interrupted, SendingPaused, TransportError
+from mailer.cli import pass_ctx
+from mailer.errors import CampaignError, CheckFailed, Interrupted, SendingPaused, TransportError
 
 
 def _kib(n: int) -> str:
@@ -23,10 +23,10 @@ def _duration(seconds: float) -> str:
 
 def _render(path: str, settings, force: bool):
     """Parse, check (errors stop unless --force) and render one issue."""
-    from ..issue import parse_issue
-    from ..lint import check_parsed
-    from ..models import Severity
-    from ..render import render_issue
+    from mailer.issue.parse import parse_issue
+    from mailer.issue.lint import check_parsed
+    from mailer.models import Severity
+    from mailer.issue.render import render_issue
 
     issue = parse_issue(path)  # unreadable/unparsable: one IssueError line
     findings, rendered = check_parsed(issue, settings)
@@ -42,7 +42,7 @@ def _render(path: str, settings, force: bool):
 
 
 def _split_to(to: tuple[str, ...], preview_list: str) -> tuple[str | None, list[str]]:
-    from ..store.addresses import normalize
+    from mailer.store.addresses import normalize
 
     list_name = preview_list if "preview" in to else None
     addresses = [normalize(a)[0] for a in to if a != "preview"]
@@ -91,9 +91,9 @@ def _report(report) -> None:
 
 
 def _send(ctx, issue, list_name, yes, dry_run, rate, force, resume, resend_unknown, to):
-    from .. import campaign as cmp
-    from ..store import open_store
-    from ..transport import check_sendable, open_transport, sendable_warnings
+    from mailer.sending import campaign as cmp
+    from mailer.store import open_store
+    from mailer.sending.transport import check_sendable, open_transport, sendable_warnings
 
     settings = ctx.settings
     campaign_id, issue = _resume_id(resume, issue)
@@ -168,7 +168,7 @@ def _preflight(transport) -> None:
 
 
 def _rate(settings, transport, cli_rate):
-    from .. import campaign as cmp
+    from mailer.sending import campaign as cmp
 
     try:
         return cmp.resolve_rate(settings, transport, cli_rate)
@@ -182,8 +182,8 @@ def _not_ready(transport, exc) -> TransportError:
 
 
 def _prepare_resume(store, campaign_id, issue, list_name, resend_unknown):
-    from .. import campaign as cmp
-    from ..issue import parse_issue
+    from mailer.sending import campaign as cmp
+    from mailer.issue.parse import parse_issue
 
     number = parse_issue(Path(issue).resolve()).number if (campaign_id is None and issue) else None
     found, requeued = cmp.resume(store, campaign_id, issue_number=number, list_name=list_name,
@@ -192,7 +192,7 @@ def _prepare_resume(store, campaign_id, issue, list_name, resend_unknown):
 
 
 def _summary(rendered, settings, target, addresses, n, transport, rate, test) -> None:
-    from .. import campaign as cmp
+    from mailer.sending import campaign as cmp
 
     to = ", ".join(filter(None, [f"list {target}" if target else None, *addresses]))
     subject = cmp.subject_prefix(settings, test) + rendered.subject
@@ -206,7 +206,7 @@ def _summary(rendered, settings, target, addresses, n, transport, rate, test) ->
 
 
 def _dry_run(store, rendered, settings, list_name, addresses, test) -> int:
-    from .. import campaign as cmp
+    from mailer.sending import campaign as cmp
 
     n, size, seconds = cmp.dry_run(store, rendered, settings, list_name, addresses, test)
     click.echo(f"dry run: built {n} message(s) ({_kib(size / max(n, 1))} each, {seconds:.2f}s); "
@@ -240,8 +240,8 @@ def campaigns_cmd(click_ctx) -> None:
     """List campaigns with their delivery counts (`campaigns show ID` for one)."""
     if click_ctx.invoked_subcommand is not None:
         return
-    from ..campaign import ledger
-    from ..store import open_store
+    from mailer.sending.campaign import ledger
+    from mailer.store import open_store
 
     with open_store(click_ctx.obj.settings) as store:
         rows, counts = ledger.all_campaigns(store), ledger.all_counts(store)
@@ -262,8 +262,8 @@ def campaigns_cmd(click_ctx) -> None:
 @pass_ctx
 def show_cmd(ctx, campaign_id: int) -> None:
     """Details of one campaign, with its failed and skipped recipients."""
-    from ..campaign import ledger
-    from ..store import open_store
+    from mailer.sending.campaign import ledger
+    from mailer.store import open_store
 
     with open_store(ctx.settings) as store:
         c = ledger.get(store, campaign_id)

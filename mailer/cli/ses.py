@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from . import pass_ctx
+from mailer.cli import pass_ctx
 
 
 def _yes_no(value: bool | None, unknown: str = "unknown (not reported by this endpoint)") -> str:
@@ -23,7 +23,7 @@ def ses() -> None:
 @pass_ctx
 def setup_cmd(ctx, dry_run: bool, subscribe_webhook: bool) -> None:
     """Create or fix, idempotently, the configuration set, SNS topic and event destination."""
-    from ..sesadmin import setup
+    from mailer.aws.sesadmin import setup
 
     report = setup(ctx.settings, dry_run=dry_run, subscribe_webhook=subscribe_webhook)
     for step in report.steps:
@@ -40,7 +40,7 @@ def setup_cmd(ctx, dry_run: bool, subscribe_webhook: bool) -> None:
 @pass_ctx
 def status_cmd(ctx) -> None:
     """Show the send quota, sending state, sandbox, sender-domain verification and DKIM."""
-    from ..sesadmin import status
+    from mailer.aws.sesadmin import status
 
     st = status(ctx.settings)
     click.echo(f"region: {st.region}")
@@ -73,7 +73,7 @@ def status_cmd(ctx) -> None:
 @pass_ctx
 def check_dkim_cmd(ctx, message: str) -> None:
     """Check a received message (.eml) has List-Unsubscribe(-Post) in an aligned DKIM h= list."""
-    from ..dkimcheck import REQUIRED, DkimCheckError, check_file
+    from mailer.aws.dkim import REQUIRED, DkimCheckError, check_file
 
     report = check_file(message)
     click.echo(f"From domain: {report.from_domain}")

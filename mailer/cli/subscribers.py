@@ -10,9 +10,9 @@ from pathlib import Path
 
 import click
 
-from . import pass_ctx
-from ..errors import SubscriberError, TwirMailError
-from ..models import Status
+from mailer.cli import pass_ctx
+from mailer.errors import SubscriberError, TwirMailError
+from mailer.models import Status
 
 STATUSES = click.Choice([s.value for s in Status])
 EXPORT_COLUMNS = ["email", "name", "status", "source", "created_at", "updated_at"]
@@ -24,14 +24,14 @@ def register(cli: click.Group) -> None:
 
 
 def _open(ctx):
-    from ..store import open_store
+    from mailer.store import open_store
 
     return open_store(ctx.settings)
 
 
 def _validated(emails) -> list[str]:
     """Check every address before changing anything (one bad one: nothing is done)."""
-    from ..store import normalize
+    from mailer.store import normalize
 
     for email in emails:
         normalize(email)
@@ -215,7 +215,7 @@ def import_(ctx, file, list_name, fmt) -> None:
     Bad rows are reported as `file:line: reason` and skipped. Addresses that left
     (here or in Mailchimp) are never re-subscribed. Safe to run again.
     """
-    from ..store.importer import import_file
+    from mailer.store.importer import import_file
 
     with _open(ctx) as store:
         report = import_file(store, file, list_name=list_name, fmt=fmt,

@@ -18,8 +18,8 @@ def serve(ctx, host: str | None, port: int | None, workers: int, forwarded_allow
     """Serve the web app (unsubscribe, subscribe, /webhooks/ses) with uvicorn."""
     import uvicorn
 
-    from ..store import open_store
-    from ..web import create_app
+    from mailer.store import open_store
+    from mailer.web import create_app
 
     settings = ctx.settings
     # Fail now, with one line, if the database is unreachable or not upgraded.

@@ -6,9 +6,9 @@ suppression rules and importer.py for CSV/Mailchimp imports.
 
 from __future__ import annotations
 
-from ..config import Settings
-from .addresses import normalize
-from .writes import Store
+from mailer.config import Settings
+from mailer.store.addresses import normalize
+from mailer.store.writes import Store
 
 __all__ = ["Store", "normalize", "open_store"]
 

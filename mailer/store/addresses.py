@@ -14,7 +14,7 @@ from functools import lru_cache
 
 from email_validator import EmailNotValidError, validate_email
 
-from ..errors import SubscriberError
+from mailer.errors import SubscriberError
 
 MAX_LENGTH = 320
 # RFC 5322 dot-atom over ASCII atext (what email-validator accepts unquoted, minus its non-ASCII cases).

@@ -10,13 +10,13 @@ from typing import Iterator
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ..config import Settings
-from ..errors import StoreError, SubscriberError
-from ..models import HistoryEntry, Status, Subscriber
-from . import migrate
-from .addresses import normalize
-from .engine import as_utc, create_engine
-from .schema import history, list_members, lists, subscribers as S
+from mailer.config import Settings
+from mailer.errors import StoreError, SubscriberError
+from mailer.models import HistoryEntry, Status, Subscriber
+from mailer.store import migrate
+from mailer.store.addresses import normalize
+from mailer.store.engine import as_utc, create_engine
+from mailer.store.schema import history, list_members, lists, subscribers as S
 
 PAGE = 1000  # rows per keyset page when streaming
 

@@ -14,7 +14,7 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from ..errors import StoreError
+from mailer.errors import StoreError
 
 BUSY_TIMEOUT_MS = 30_000
 CONNECT_TIMEOUT_S = 10  # PostgreSQL

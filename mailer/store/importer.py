@@ -16,13 +16,13 @@ from typing import Callable, Iterable
 
 import sqlalchemy as sa
 
-from ..errors import SubscriberError
-from ..models import Status
-from .addresses import normalize
-from .engine import utcnow
-from .schema import history, list_members, subscribers as S
-from .sources import Row, detect_format, read_rows
-from .writes import NAME_MAX, Store, history_row, target_status
+from mailer.errors import SubscriberError
+from mailer.models import Status
+from mailer.store.addresses import normalize
+from mailer.store.engine import utcnow
+from mailer.store.schema import history, list_members, subscribers as S
+from mailer.store.sources import Row, detect_format, read_rows
+from mailer.store.writes import NAME_MAX, Store, history_row, target_status
 
 BATCH = 2000  # rows per transaction: fewer commits, still a short write lock (~0.1 s)
 MAX_MESSAGES = 1000  # bad-row messages kept in the report (all are passed to on_bad)

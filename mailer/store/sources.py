@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
-from ..errors import ImportFileError
-from ..models import Status
+from mailer.errors import ImportFileError
+from mailer.models import Status
 
 MAILCHIMP_KINDS = {"subscribed": Status.SUBSCRIBED, "unsubscribed": Status.UNSUBSCRIBED,
                    "cleaned": Status.BOUNCED}

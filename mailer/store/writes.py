@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from ..errors import SubscriberError
-from ..models import Status, Subscriber
-from .addresses import normalize
-from .core import StoreBase, to_subscriber
-from .engine import utcnow
-from .schema import deliveries, feedback_events, history, list_members, subscribers as S
+from mailer.errors import SubscriberError
+from mailer.models import Status, Subscriber
+from mailer.store.addresses import normalize
+from mailer.store.core import StoreBase, to_subscriber
+from mailer.store.engine import utcnow
+from mailer.store.schema import deliveries, feedback_events, history, list_members, subscribers as S
 
 REASON_MAX = 32
 NAME_MAX = 200  # schema: subscribers.name

@@ -18,10 +18,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from ..config import Settings
-from ..errors import StoreError, TwirMailError
-from . import subscribe, unsubscribe, webhook
-from .context import Services
+from mailer.config import Settings
+from mailer.errors import StoreError, TwirMailError
+from mailer.web import subscribe, unsubscribe, webhook
+from mailer.web.context import Services
 
 log = logging.getLogger("twir_mail.web")
 

@@ -28,7 +28,7 @@ def handler(event: dict, context: Any) -> dict:
 
 def asgi_app():
     """App factory from the environment (``serve --workers N`` starts one per process)."""
-    from ..config import load_settings
-    from . import create_app
+    from mailer.config import load_settings
+    from mailer.web import create_app
 
     return create_app(load_settings())

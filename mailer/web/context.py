@@ -15,12 +15,12 @@ import anyio
 import anyio.to_thread
 import sqlalchemy as sa
 
-from ..config import Settings
-from ..errors import TokenError
-from ..feedback import SnsVerifier
-from ..store import schema
-from ..tokens import Signer, TokenData
-from .pages import Pages
+from mailer.config import Settings
+from mailer.errors import TokenError
+from mailer.aws.sns import SnsVerifier
+from mailer.store import schema
+from mailer.tokens import Signer, TokenData
+from mailer.web.pages import Pages
 
 log = logging.getLogger("twir_mail.web")
 CONFIRM_MAX_AGE = 7 * 24 * 3600  # confirmation links expire after a week
@@ -70,7 +70,7 @@ class Services:
         if self._store is None:
             with self._lock:
                 if self._store is None:
-                    from ..store import open_store
+                    from mailer.store import open_store
 
                     self._store = open_store(self.settings)
         return self._store
@@ -80,7 +80,7 @@ class Services:
         if self._transport is None:
             with self._lock:
                 if self._transport is None:
-                    from ..transport import open_transport
+                    from mailer.sending.transport import open_transport
 
                     self._transport = open_transport(self.settings)
         return self._transport

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import jinja2
 from starlette.responses import HTMLResponse
 
-from ..config import TEMPLATES_DIR, Settings
+from mailer.config import TEMPLATES_DIR, Settings
 
 BUNDLED = TEMPLATES_DIR / "pages"
 SECURITY_HEADERS = {

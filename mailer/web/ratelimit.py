@@ -6,7 +6,7 @@ import datetime as dt
 
 import sqlalchemy as sa
 
-from ..store.schema import rate_events
+from mailer.store.schema import rate_events
 
 
 def hit(engine: sa.Engine, keys: list[str], *, limit: int, window: dt.timedelta,

@@ -24,11 +24,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 
-from ..errors import SubscriberError, TransportError
-from ..models import Status, Subscriber
-from ..tokens import CONFIRM
-from . import ratelimit
-from .context import CONFIRM_MAX_AGE, Services, drain, read_body
+from mailer.errors import SubscriberError, TransportError
+from mailer.models import Status, Subscriber
+from mailer.tokens import CONFIRM
+from mailer.web import ratelimit
+from mailer.web.context import CONFIRM_MAX_AGE, Services, drain, read_body
 
 log = logging.getLogger("twir_mail.web")
 MAX_FORM = 16 * 1024
@@ -110,7 +110,7 @@ def _limit(svc: Services, norm: str, client: str) -> str:
 
 
 def _subscribe(svc: Services, email: str, honeypot: str, client: str) -> Outcome:
-    from ..store.addresses import normalize
+    from mailer.store.addresses import normalize
 
     try:
         display, norm = normalize(email)

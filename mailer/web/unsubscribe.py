@@ -12,10 +12,10 @@ from __future__ import annotations
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from ..models import Status
-from ..tokens import UNSUBSCRIBE
-from . import subscribe
-from .context import Services, drain
+from mailer.models import Status
+from mailer.tokens import UNSUBSCRIBE
+from mailer.web import subscribe
+from mailer.web.context import Services, drain
 
 REASON = "unsubscribe-link"
 

@@ -16,10 +16,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 
-from .. import applyfeedback
-from ..errors import WebhookError
-from ..feedback import MAX_BODY, parse_ses_events, parse_sns_body
-from .context import Services, read_body
+from mailer.feedback import apply as applyfeedback
+from mailer.errors import WebhookError
+from mailer.aws.sns import MAX_BODY, parse_sns_body
+from mailer.feedback.events import parse_ses_events
+from mailer.web.context import Services, read_body
 
 log = logging.getLogger("twir_mail.webhook")
 

@@ -1,11 +1,10 @@
-"""Amazon SNS message verification and SES event parsing.
+"""Amazon SNS message verification (the SES feedback webhook's envelope).
 
 Verification follows the SNS documentation: the signing certificate is fetched
 only over HTTPS from ``sns.<region>.amazonaws.com`` (or ``.amazonaws.com.cn``)
 and cached; the string to sign is built from the documented fields in their
 documented order; SignatureVersion 1 is SHA1withRSA, 2 is SHA256withRSA; only
-configured TopicArns are accepted. Nothing here touches the database: the web
-layer applies the parsed events.
+configured TopicArns are accepted. Nothing here touches the database.
 """
 
 from __future__ import annotations
@@ -17,8 +16,8 @@ import re
 import threading
 import urllib.request
 from collections import OrderedDict
-from dataclasses import dataclass, field
-from typing import Callable, Iterable
+
+from typing import Callable
 from urllib.parse import urlsplit
 
 from cryptography import x509
@@ -26,8 +25,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from .config import Settings
-from .errors import WebhookError
+from mailer.config import Settings
+from mailer.errors import WebhookError
 
 # The middle label must look like a region (us-east-1, us-gov-west-1, cn-north-1): a looser
 # pattern also admits S3 virtual-hosted bucket hosts such as sns.s3-external-1.amazonaws.com,
@@ -165,82 +164,3 @@ class SnsVerifier:
         if self._test_origin_of(url) or sns_url(url) is not None:
             return url
         raise WebhookError("SubscribeURL not on an SNS host")
-
-
-# -- SES events ---------------------------------------------------------------
-
-@dataclass(frozen=True)
-class SesEvent:
-    """One recipient's outcome from an SES notification (either shape)."""
-
-    kind: str  # bounce | complaint | delivery | reject | delivery_delay | send | open | click | ...
-    address: str
-    message_id: str  # SES MessageId of the message concerned
-    bounce_type: str = ""  # Permanent | Transient | Undetermined
-    detail: str = ""
-    timestamp: str = ""
-    tags: dict = field(default_factory=dict)
-
-    @property
-    def permanent_bounce(self) -> bool:
-        return self.kind == "bounce" and self.bounce_type == "Permanent"
-
-
-# Where each event type keeps its details in the notification.
-BODY_KEYS = {"delivery_delay": "deliveryDelay", "rendering_failure": "failure"}
-
-
-def _kind(doc: dict) -> str:
-    # Identity notifications say notificationType; configuration-set events say eventType.
-    raw = doc.get("eventType") or doc.get("notificationType") or ""
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", str(raw)).lower()  # DeliveryDelay -> delivery_delay
-
-
-def _addresses(items: Iterable) -> list[str]:
-    """Addresses from a list of strings or of ``{"emailAddress": ...}`` objects."""
-    out = []
-    for item in items if isinstance(items, list) else []:
-        value = item.get("emailAddress") if isinstance(item, dict) else item
-        if isinstance(value, str) and "@" in value:
-            out.append(value)
-    return out
-
-
-def parse_ses_events(message: str) -> list[SesEvent]:
-    """Events in an SNS ``Message`` carrying an SES notification; other messages give []."""
-    try:
-        doc = json.loads(message)
-    except ValueError:
-        return []
-    if not isinstance(doc, dict):
-        return []
-    kind = _kind(doc)
-    mail = doc.get("mail") if isinstance(doc.get("mail"), dict) else {}
-    message_id = str(mail.get("messageId", ""))
-    tags = mail.get("tags") if isinstance(mail.get("tags"), dict) else {}
-    body = doc.get(BODY_KEYS.get(kind, kind))
-    body = body if isinstance(body, dict) else {}
-    stamp = str(body.get("timestamp", mail.get("timestamp", "")))
-
-    def make(address: str, **extra) -> SesEvent:
-        return SesEvent(kind=kind, address=address, message_id=message_id, timestamp=stamp, tags=tags, **extra)
-
-    if kind == "bounce":
-        bounce_type = str(body.get("bounceType", ""))
-        return [
-            make(r["emailAddress"], bounce_type=bounce_type,
-                 detail=str(r.get("diagnosticCode") or body.get("bounceSubType", ""))[:500])
-            for r in body.get("bouncedRecipients") or []
-            if isinstance(r, dict) and "@" in str(r.get("emailAddress", ""))
-        ]
-    if kind == "complaint":
-        detail = str(body.get("complaintFeedbackType", ""))
-        return [make(a, detail=detail) for a in _addresses(body.get("complainedRecipients"))]
-    if kind == "delivery":
-        return [make(a, detail=str(body.get("smtpResponse", ""))[:500]) for a in _addresses(body.get("recipients"))]
-    if kind == "delivery_delay":
-        detail = str(body.get("delayType", ""))
-        return [make(a, detail=detail) for a in _addresses(body.get("delayedRecipients"))]
-    # reject, send, open, click, rendering_failure...: about the whole message.
-    detail = str(body.get("reason", "")) if kind == "reject" else ""
-    return [make(a, detail=detail) for a in _addresses(mail.get("destination"))]

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from email.utils import parseaddr
 from urllib.parse import quote, urlsplit
 
-from .awsclient import AwsError, aws_errors, client, error_code, http_status
-from .config import Settings
-from .errors import ConfigError
+from mailer.aws.client import AwsError, aws_errors, client, error_code, http_status
+from mailer.config import Settings
+from mailer.errors import ConfigError
 
 DESTINATION_NAME = "twir-mail-feedback"
 # SES v1 spelling of BOUNCE, COMPLAINT, DELIVERY, REJECT, DELIVERY_DELAY.

@@ -19,11 +19,11 @@ import logging
 
 import sqlalchemy as sa
 
-from .config import Settings
-from .errors import SubscriberError
-from .feedback import SesEvent
-from .models import Status
-from .store.schema import deliveries, feedback_events, sns_messages
+from mailer.config import Settings
+from mailer.errors import SubscriberError
+from mailer.feedback.events import SesEvent
+from mailer.models import Status
+from mailer.store.schema import deliveries, feedback_events, sns_messages
 
 log = logging.getLogger("twir_mail.feedback")
 # deliveries.event names, weakest first: a late "delivery" must not hide a bounce.

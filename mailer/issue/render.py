@@ -1,14 +1,14 @@
 """Issue -> responsive HTML email + plain text (``render_issue``).
 
 Stages (timed for bench/render.py):
-1. markdown: body -> clean content fragment (mailer.content)
+1. markdown: body -> clean content fragment (mailer.issue.content)
 2. mjml: the Jinja2/MJML layout with a marker where the content goes
 3. inject: marker -> content. After MJML on purpose: MRML collapses the
    whitespace inside <pre>, which would flatten every code block.
 4. inline: premailer inlines content.css (link, code, heading styles); the
    layout's own <style> blocks (mobile + dark mode) are marked ignore, kept as is
 5. minify: whitespace only, lines < 900 chars
-6. text: the plain-text part from the same content fragment (mailer.textpart)
+6. text: the plain-text part from the same content fragment (mailer.issue.textpart)
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ from urllib.parse import urlsplit
 import jinja2
 from lxml import html as lxml_html
 
-from .config import Settings
-from .content import content_html
-from .errors import RenderError
-from .minify import minify
-from .models import UNSUBSCRIBE_PLACEHOLDER, Issue, Rendered, SponsorInfo
-from .textpart import html_to_text, text_footer, text_header
+from mailer.config import Settings
+from mailer.issue.content import content_html
+from mailer.errors import RenderError
+from mailer.issue.minify import minify
+from mailer.models import UNSUBSCRIBE_PLACEHOLDER, Issue, Rendered, SponsorInfo
+from mailer.issue.textpart import html_to_text, text_footer, text_header
 
 TEMPLATE = "issue.mjml.j2"
 CONTENT_MARKER = "@@TWIR_CONTENT@@"

@@ -12,8 +12,8 @@ import re
 import uuid
 from pathlib import Path
 
-from ..errors import SendingPaused
-from .base import Transport
+from mailer.errors import SendingPaused
+from mailer.sending.transport.base import Transport
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9@._+-]")
 

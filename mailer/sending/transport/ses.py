@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 
-from ..config import Ses
-from ..errors import ConfigError, PermanentTransportError, RetryableTransportError, SendingPaused, TransportError
-from .base import Transport
+from mailer.config import Ses
+from mailer.errors import ConfigError, PermanentTransportError, RetryableTransportError, SendingPaused, TransportError
+from mailer.sending.transport.base import Transport
 
 RETRYABLE_CODES = {
     "TooManyRequestsException", "Throttling", "ThrottlingException", "RequestThrottled",

@@ -9,16 +9,16 @@ from __future__ import annotations
 import itertools
 import time
 
-from ..config import Settings
-from ..errors import CampaignError
-from ..message import MessageTemplate
-from ..models import CampaignStatus, DeliveryStatus as DS, Rendered, Status
-from ..store import Store
-from ..tokens import Signer
-from ..transport import Transport, check_sendable
-from . import ledger
-from .ledger import Campaign
-from .sender import Progress, Report, Sender
+from mailer.config import Settings
+from mailer.errors import CampaignError
+from mailer.sending.message import MessageTemplate
+from mailer.models import CampaignStatus, DeliveryStatus as DS, Rendered, Status
+from mailer.store import Store
+from mailer.tokens import Signer
+from mailer.sending.transport import Transport, check_sendable
+from mailer.sending.campaign import ledger
+from mailer.sending.campaign.ledger import Campaign
+from mailer.sending.campaign.sender import Progress, Report, Sender
 
 __all__ = ["Campaign", "Progress", "Report", "ledger", "start", "resume", "deliver", "dry_run",
            "resolve_rate", "subject_prefix", "SMTP_DEFAULT_RATE"]

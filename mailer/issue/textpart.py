@@ -14,7 +14,7 @@ import textwrap
 
 from lxml import etree
 
-from .models import SponsorInfo
+from mailer.models import SponsorInfo
 
 WIDTH = 78
 BLOCK = frozenset("p div h1 h2 h3 h4 h5 h6 ul ol li blockquote pre table thead tbody tfoot tr hr dl dt dd details summary figure".split())

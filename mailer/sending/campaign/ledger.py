@@ -19,12 +19,12 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from ..errors import CampaignError
-from ..models import CampaignStatus, DeliveryStatus as DS, Status
-from ..store import Store
-from ..store.addresses import normalize
-from ..store.engine import as_utc, utcnow
-from ..store.schema import campaigns as C, deliveries as D, list_members as M, lists as L, subscribers as S
+from mailer.errors import CampaignError
+from mailer.models import CampaignStatus, DeliveryStatus as DS, Status
+from mailer.store import Store
+from mailer.store.addresses import normalize
+from mailer.store.engine import as_utc, utcnow
+from mailer.store.schema import campaigns as C, deliveries as D, list_members as M, lists as L, subscribers as S
 
 ERROR_MAX = 500
 

@@ -17,7 +17,7 @@ from email.policy import compat32
 from email.utils import parseaddr
 from pathlib import Path
 
-from .errors import TwirMailError
+from mailer.errors import TwirMailError
 
 REQUIRED = ("list-unsubscribe", "list-unsubscribe-post")
 

@@ -12,9 +12,9 @@ import socket
 import ssl
 import threading
 
-from ..config import Smtp
-from ..errors import PermanentTransportError, RetryableTransportError, SendingPaused
-from .base import Transport, header_message_id
+from mailer.config import Smtp
+from mailer.errors import PermanentTransportError, RetryableTransportError, SendingPaused
+from mailer.sending.transport.base import Transport, header_message_id
 
 # SES SMTP answers "454 Throttling failure: Daily message quota exceeded" when the
 # day's quota is used up: no retry helps until tomorrow.

@@ -14,8 +14,8 @@ import stat
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .errors import IssueError
-from .models import Issue, SponsorInfo
+from mailer.errors import IssueError
+from mailer.models import Issue, SponsorInfo
 
 SUFFIXES = (".md", ".markdown")
 _HEADER = re.compile(r"^([A-Za-z][A-Za-z0-9_-]*):\s*(.*?)\s*$")

@@ -9,8 +9,8 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
-from .config import Settings
-from .errors import TwirMailError
+from mailer.config import Settings
+from mailer.errors import TwirMailError
 
 
 class AwsError(TwirMailError):

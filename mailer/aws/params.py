@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import MutableMapping
 
-from .awsclient import AwsError, aws_errors
+from mailer.aws.client import AwsError, aws_errors
 
 PREFIX = "SSM_"
 TARGET_PREFIX = "TWIR_MAIL_"

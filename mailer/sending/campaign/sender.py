@@ -19,16 +19,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..config import Settings
-from ..errors import PermanentTransportError, RetryableTransportError, SendingPaused, TransportError
-from ..message import MessageTemplate
-from ..models import CampaignStatus, DeliveryStatus as DS
-from ..pacing import RateLimiter
-from ..store import Store
-from ..tokens import Signer
-from ..transport import Transport
-from . import ledger
-from .ledger import Campaign, Claim, Outcome
+from mailer.config import Settings
+from mailer.errors import PermanentTransportError, RetryableTransportError, SendingPaused, TransportError
+from mailer.sending.message import MessageTemplate
+from mailer.models import CampaignStatus, DeliveryStatus as DS
+from mailer.sending.pacing import RateLimiter
+from mailer.store import Store
+from mailer.tokens import Signer
+from mailer.sending.transport import Transport
+from mailer.sending.campaign import ledger
+from mailer.sending.campaign.ledger import Campaign, Claim, Outcome
 
 BACKOFF_BASE, BACKOFF_CAP = 0.2, 30.0
 

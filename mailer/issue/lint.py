@@ -17,11 +17,11 @@ from pathlib import Path
 
 import ftfy
 
-from .config import Settings
-from .errors import TwirMailError
-from .content import CONTROL_CHARS, HTML_COMMENT
-from .issue import parse_issue
-from .models import Finding, Issue, Rendered, Severity
+from mailer.config import Settings
+from mailer.errors import TwirMailError
+from mailer.issue.content import CONTROL_CHARS, HTML_COMMENT
+from mailer.issue.parse import parse_issue
+from mailer.models import Finding, Issue, Rendered, Severity
 
 PLACEHOLDERS = ("INSERT_LINK_HERE", "REDDIT_LINK_HERE", "$twir_issue_number")
 _FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,}).*?^\1\2[`~]*[ \t]*$", re.S | re.M)
@@ -235,7 +235,7 @@ def check_issue(path: str | Path, settings: Settings) -> list[Finding]:
 def check_parsed(issue: Issue, settings: Settings) -> tuple[list[Finding], Rendered | None]:
     """The findings for a parsed issue, and its rendering (None if it cannot be rendered):
     `send` checks and sends the same rendering instead of rendering twice."""
-    from .render import render_issue
+    from mailer.issue.render import render_issue
 
     linter = _Linter(issue)
     findings = linter.run()

@@ -15,10 +15,10 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from .config import Settings
-from .errors import TwirMailError
-from .issue import parse_issue
-from .render import render_issue
+from mailer.config import Settings
+from mailer.errors import TwirMailError
+from mailer.issue.parse import parse_issue
+from mailer.issue.render import render_issue
 
 # Dark view: make the dark-mode rules unconditional, as a dark-mode client would apply them.
 _DARK_MEDIA = re.compile(r"@media\s*\(\s*prefers-color-scheme\s*:\s*dark\s*\)")

@@ -18,9 +18,9 @@ import uuid
 from email.header import Header
 from email.utils import formataddr, formatdate, parseaddr
 
-from .config import Settings
-from .errors import TransportError
-from .models import SAMPLE_RECIPIENT, UNSUBSCRIBE_PLACEHOLDER, Rendered
+from mailer.config import Settings
+from mailer.errors import TransportError
+from mailer.models import SAMPLE_RECIPIENT, UNSUBSCRIBE_PLACEHOLDER, Rendered
 
 CRLF = b"\r\n"
 SAMPLE_TOKEN = "SAMPLE-TOKEN"

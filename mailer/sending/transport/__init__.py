@@ -14,10 +14,10 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit
 
-from ..config import Settings
-from ..errors import ConfigError
-from .base import NullTransport, Transport
-from .outbox import OutboxTransport
+from mailer.config import Settings
+from mailer.errors import ConfigError
+from mailer.sending.transport.base import NullTransport, Transport
+from mailer.sending.transport.outbox import OutboxTransport
 
 __all__ = ["Transport", "NullTransport", "OutboxTransport", "open_transport", "check_sendable", "sendable_warnings"]
 
@@ -71,11 +71,11 @@ def open_transport(settings: Settings, *, dry_run: bool = False) -> Transport:
     if kind == "outbox":
         return OutboxTransport(settings.outbox_dir)
     if kind == "smtp":
-        from .smtp import SmtpTransport
+        from mailer.sending.transport.smtp import SmtpTransport
 
         return SmtpTransport(settings.smtp, settings.smtp_password)
     if kind == "ses":
-        from .ses import SesTransport
+        from mailer.sending.transport.ses import SesTransport
 
         return SesTransport(settings.ses, workers=settings.send.workers)
     raise ConfigError(f"unknown transport kind {kind!r}", setting="transport.kind")

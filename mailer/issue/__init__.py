@@ -1,0 +1,1 @@
+"""The issue -> email stage: parse the Markdown issue, render HTML + text, minify, lint, preview."""

@@ -1,0 +1,1 @@
+"""Sending: the message template, transports (outbox, SMTP, SES), pacing, and campaigns."""
