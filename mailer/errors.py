@@ -61,6 +61,10 @@ class StoreError(TwirMailError):
     """Database problems: unreachable server, missing migrations, constraint trouble."""
 
 
+class StoreConflict(StoreError):
+    """A write broke a uniqueness or foreign-key constraint (e.g. a concurrent insert won)."""
+
+
 class SubscriberError(TwirMailError):
     """Bad address, unknown subscriber, forbidden status change."""
 

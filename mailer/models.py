@@ -110,6 +110,69 @@ class CampaignStatus(str, enum.Enum):
     DONE = "done"
 
 
+class CampaignKind(str, enum.Enum):
+    SEND = "send"  # a real send to a list: at most one per (issue, list)
+    TEST = "test"  # `send --to preview|ADDR`: [TEST] subject, any number of them
+
+
+class FeedbackKind(str, enum.Enum):
+    """``feedback_events.kind``: what SES said about a subscriber."""
+
+    COMPLAINT = "complaint"
+    BOUNCE_PERMANENT = "bounce-permanent"
+    BOUNCE_TRANSIENT = "bounce-transient"
+
+
+class DeliveryEvent(str, enum.Enum):
+    """``deliveries.event``: the strongest SES event seen for a delivery, weakest first."""
+
+    DELIVERY_DELAY = "delivery-delay"
+    DELIVERY = "delivery"
+    REJECT = "reject"
+    BOUNCE = "bounce"
+    COMPLAINT = "complaint"
+
+    @property
+    def rank(self) -> int:
+        return list(DeliveryEvent).index(self)
+
+
+@dataclass(frozen=True)
+class Campaign:
+    id: int
+    kind: CampaignKind
+    issue_number: int
+    issue_path: str
+    list_id: int | None
+    list_name: str | None
+    subject: str
+    status: CampaignStatus
+    transport: str
+    html_bytes: int
+    created_at: dt.datetime
+    finished_at: dt.datetime | None
+    pause_reason: str | None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A delivery row claimed for sending (committed as ``sending`` before the transport call)."""
+
+    delivery_id: int
+    subscriber_id: int | None
+    email: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of a claimed delivery: sent, failed, or queued (released unsent)."""
+
+    delivery_id: int
+    status: DeliveryStatus
+    message_id: str | None = None
+    error: str | None = None
+
+
 @dataclass(frozen=True)
 class Subscriber:
     """One row of the subscriber list (email/email_norm are None once forgotten)."""

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from mailer.feedback import apply as applyfeedback
 from mailer.feedback.events import parse_ses_events
+from mailer.errors import StoreError
 from mailer.models import Status
 from mailer.store.schema import feedback_events, sns_messages
 
@@ -28,7 +29,7 @@ def test_failure_releases_the_claim_so_a_retry_applies(store, db_settings):
     sub = store.add("gone@example.com")
     with store.engine.begin() as conn:  # a real failure half-way: the table is missing
         conn.exec_driver_sql("ALTER TABLE feedback_events RENAME TO feedback_events_away")
-    with pytest.raises(sa.exc.DBAPIError):
+    with pytest.raises(StoreError, match='database error'):  # the store's one-line error, not a driver's
         applyfeedback.apply_notification(store, db_settings, "sns-1", events("bounce-identity"))
     assert rows(store, sns_messages) == [] and store.get_by_id(sub.id).status is Status.SUBSCRIBED
     with store.engine.begin() as conn:

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from mailer.sending import campaign as cmp
-from mailer.sending.campaign import ledger
+
 from mailer.config import with_overrides
 from mailer.errors import CampaignError, ConfigError
 from mailer.models import CampaignStatus, Status
@@ -123,7 +123,7 @@ def test_message_rejected_fails_that_recipient_only(store, ses, moto):
     report = run(store, ses, transport=transport)
     assert (report.counts["sent"], report.counts["failed"]) == (9, 1)
     assert report.status == CampaignStatus.DONE
-    [(addr, status, error)] = ledger.failures(store, report.campaign.id)
+    [(addr, status, error)] = store.delivery_failures(report.campaign.id)
     assert addr == "reader004@example.com" and status == "failed" and "MessageRejected" in error
     assert "reader004@example.com" not in by_recipient(moto)
 
@@ -196,7 +196,7 @@ def test_unsubscribe_during_send_is_honoured(store, db_settings):
     assert seen and report.counts["skipped"] == 10 and report.counts["sent"] == 30
     sent_to = {f.name.split("-")[2] for f in db_settings.outbox_dir.glob("*.eml")}
     assert not sent_to & {s.email for s in late}
-    assert all(why == "subscriber is unsubscribed" for _, _, why in ledger.failures(store, c.id))
+    assert all(why == "subscriber is unsubscribed" for _, _, why in store.delivery_failures(c.id))
 
 
 def test_pacing_keeps_to_the_rate(store, db_settings):
@@ -212,7 +212,7 @@ def test_real_transport_refused_without_secret(store, db_settings, moto):
     s = with_overrides(db_settings, transport={"kind": "ses"}, ses={"endpoint_url": moto.url})
     with pytest.raises(ConfigError, match="TWIR_MAIL_SECRET_KEY"):
         cmp.start(store, make_rendered(), s, open_transport(s), list_name="main")
-    assert ledger.all_campaigns(store) == []
+    assert store.campaigns() == []
 
 
 def test_campaign_through_smtp_with_454_throttling(store, db_settings, smtp_server):
@@ -239,6 +239,6 @@ def test_bounced_forgotten_and_removed_recipients_are_skipped(store, db_settings
         conn.execute(sa.text("DELETE FROM list_members WHERE subscriber_id = :s"), {"s": subs[3].id})
     report = cmp.deliver(store, c, rendered, transport, db_settings, rate=None)
     assert (report.counts["sent"], report.counts["skipped"]) == (3, 3)
-    reasons = sorted(why for _, _, why in ledger.failures(store, c.id))
+    reasons = sorted(why for _, _, why in store.delivery_failures(c.id))
     assert reasons == ["address was forgotten", "subscriber is bounced", "subscriber left the list"]
     assert report.status == CampaignStatus.DONE

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from mailer.sending import campaign as cmp
-from mailer.sending.campaign import ledger
+
 from mailer.issue.parse import parse_issue
 from mailer.issue.render import render_issue
 from mailer.store.schema import deliveries as D
@@ -76,7 +76,7 @@ def test_confirmation_no_and_dry_run_record_nothing(store, store_url, tmp_path):
     assert no.returncode == 1 and "send it?" in no.stderr
     dry = run("send", str(ISSUE), "--dry-run", env=env, cwd=tmp_path)
     assert dry.returncode == 0 and "built 3 message(s)" in dry.stdout
-    assert ledger.all_campaigns(store) == [] and not (tmp_path / "outbox").exists()
+    assert store.campaigns() == [] and not (tmp_path / "outbox").exists()
 
 
 def test_dry_run_summarises_exactly_what_the_send_would_do(store, store_url, tmp_path):
@@ -98,7 +98,7 @@ def test_dry_run_summarises_exactly_what_the_send_would_do(store, store_url, tmp
     env.update(TWIR_MAIL_TRANSPORT_KIND="ses")  # so would one without a real secret
     ses = run("send", str(ISSUE), "--to", "preview", "--dry-run", env=env, cwd=tmp_path)
     assert ses.returncode == 2 and "TWIR_MAIL_SECRET_KEY" in ses.stderr
-    assert len(ledger.all_campaigns(store)) == 1 and len(outbox_recipients(tmp_path / "outbox")) == 3
+    assert len(store.campaigns()) == 1 and len(outbox_recipients(tmp_path / "outbox")) == 3
 
 
 def test_check_errors_stop_the_send_unless_forced(store, store_url, tmp_path):
@@ -113,7 +113,7 @@ def test_check_errors_stop_the_send_unless_forced(store, store_url, tmp_path):
         assert r.stderr.strip().splitlines()[-1] == f"error: {draft}: 1 error(s) in the issue: fix them or send " \
                                                   "with --force"
         assert "subject:" not in r.stdout
-    assert ledger.all_campaigns(store) == [] and not outbox.exists()
+    assert store.campaigns() == [] and not outbox.exists()
     forced = run("send", str(draft), "--yes", "--force", env=env, cwd=tmp_path)
     assert forced.returncode == 0, forced.stderr
     assert "draft placeholder" in forced.stderr and "sent 2, failed 0" in forced.stdout
@@ -128,7 +128,7 @@ def test_ses_and_smtp_refused_without_secret(store, store_url, tmp_path):
     env.update(TWIR_MAIL_SECRET_KEY="x" * 32)
     r = run("send", str(ISSUE), "--yes", env=env, cwd=tmp_path)
     assert r.returncode == 2 and "base_url" in r.stderr
-    assert ledger.all_campaigns(store) == []
+    assert store.campaigns() == []
 
 
 def test_bad_inputs_are_one_line_errors_and_record_nothing(store, store_url, tmp_path, moto):
@@ -155,7 +155,7 @@ def test_bad_inputs_are_one_line_errors_and_record_nothing(store, store_url, tmp
         r = run("send", str(ISSUE), "--yes", "--rate", "5", env=env, cwd=tmp_path)
     assert r.returncode == 1 and r.stderr.strip().splitlines()[-1].startswith(
         "error: cannot send through ses: SES InvalidClientTokenId"), r.stderr
-    assert ledger.all_campaigns(store) == [] and moto.sent_messages() == []
+    assert store.campaigns() == [] and moto.sent_messages() == []
 
 
 def test_least_privilege_credentials_send_with_a_given_rate(store, store_url, tmp_path, moto):
@@ -255,8 +255,8 @@ def test_sigkill_at_random_points_then_resume(store, store_url, tmp_path):
         time.sleep(rng.random() * 0.05)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        [campaign] = ledger.all_campaigns(store)
-        before = ledger.counts(store, campaign.id)
+        [campaign] = store.campaigns()
+        before = store.delivery_counts(campaign.id)
         assert before["sending"] <= WORKERS
         r = run("send", "--resume", str(campaign.id), "--yes", env=env, cwd=tmp_path)
         assert r.returncode == 0, r.stderr
@@ -272,7 +272,7 @@ def test_sigkill_at_random_points_then_resume(store, store_url, tmp_path):
         got = collections.Counter(outbox_recipients(outbox))
         assert all(got[s.email] >= 1 for s in subs), "a recipient was lost"
         assert sum(c - 1 for c in got.values()) <= WORKERS
-        assert ledger.counts(store, campaign.id)["sent"] == n
+        assert store.delivery_counts(campaign.id)["sent"] == n
 
 
 def unknown_addresses(store, cid) -> set[str]:
@@ -291,9 +291,9 @@ def test_ctrl_c_stops_gracefully_and_resume_finishes(store, store_url, tmp_path)
     out, errout = proc.communicate(timeout=30)
     assert proc.returncode == 130, errout
     assert "twir-mail send --resume 1" in errout and "Traceback" not in errout
-    counts = ledger.counts(store, 1)
+    counts = store.delivery_counts(1)
     assert counts["sending"] == 0 and 5 <= counts["sent"] < 60
-    assert ledger.get(store, 1).status == "paused"
+    assert store.campaign(1).status == "paused"
     r = run("send", str(ISSUE), "--resume", "--yes", "--rate", "200", env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert sorted(outbox_recipients(outbox)) == sorted(s.email for s in subs)
@@ -316,7 +316,7 @@ def test_two_concurrent_resumes_on_postgresql_send_nobody_twice(store, store_url
     assert sorted(got) == sorted(s.email for s in subs) and set(got.values()) == {1}
     per_process = [int(o.split("this run: sent ")[1].split(",")[0]) for o, _ in outs]
     assert sum(per_process) == 200 and min(per_process) > 0  # both did part of the work
-    assert ledger.get(store, c.id).status == "done"
+    assert store.campaign(c.id).status == "done"
 
 
 def test_paused_campaign_exits_3_with_resume_hint(store, store_url, tmp_path, smtp_server):
@@ -332,7 +332,7 @@ def test_paused_campaign_exits_3_with_resume_hint(store, store_url, tmp_path, sm
     assert "rate:       14 messages/s" in r.stdout  # SMTP without a configured rate: SES's default
     down = run("send", "--resume", "1", env=dict(env, TWIR_MAIL_SMTP_PORT="9"), cwd=tmp_path)
     assert down.returncode == 1 and down.stderr.strip().startswith("error: cannot send through smtp: SMTP conn")
-    assert ledger.get(store, 1).status == "paused"  # a resume that could not start changes nothing
+    assert store.campaign(1).status == "paused"  # a resume that could not start changes nothing
     r = run("send", "--resume", "1", env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert sorted(x for m in smtp_server.messages for x in m.recipients) == [

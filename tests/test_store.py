@@ -225,14 +225,14 @@ def test_public_transaction_commits_or_rolls_back(store):
 
 
 def test_forget_erases_the_address_from_every_delivery(store):
-    from mailer.sending.campaign import ledger
+
     from mailer.store.schema import deliveries
 
     sub = store.add("Private@Example.com")
     store.add("keep@example.com")
-    ledger.create(store, kind="send", issue_number=1, issue_path="1.md", list_name="main",
+    store.create_campaign(kind="send", issue_number=1, issue_path="1.md", list_name="main",
                   subject="s", transport="outbox", html_bytes=1)
-    ledger.create(store, kind="test", issue_number=1, issue_path="1.md", list_name=None, subject="s",
+    store.create_campaign(kind="test", issue_number=1, issue_path="1.md", list_name=None, subject="s",
                   transport="outbox", html_bytes=1, addresses=["PRIVATE@example.com", "keep@example.com"])
     with store.transaction() as conn:  # what an SMTP server answers quotes the address
         conn.execute(deliveries.update().values(error=sa.literal("550 <") + deliveries.c.email + ">: no such user"))

@@ -215,3 +215,17 @@ def test_failed_subscription_confirmation_is_502_so_sns_retries(start_web, sns_s
     doc = sns_signer.confirmation("https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=x")
     r = post(live, doc, headers={**HEADERS, "x-amz-sns-message-type": "SubscriptionConfirmation"})
     assert r.status_code == 502 and "Traceback" not in r.text
+
+
+def test_database_failure_during_a_notification_is_a_503_and_applies_nothing(live, sns_signer):
+    # The store's error mapping covers feedback writes too: a clean 503 (SNS retries), no raw driver error.
+    sub, _ = live.add("gone@example.com")
+    with live.store.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE feedback_events RENAME TO feedback_events_away")
+    try:
+        r = post(live, sns_signer.notification(ses("bounce-identity")))
+    finally:
+        with live.store.engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE feedback_events_away RENAME TO feedback_events")
+    assert r.status_code == 503 and "Traceback" not in r.text
+    assert_nothing_changed(live, sub)

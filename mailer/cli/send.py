@@ -78,7 +78,7 @@ def _progress_bar(total: int, done: int):
 
 def _report(report) -> None:
     c, p = report.counts, report.progress
-    click.echo(f"campaign {report.campaign.id} ({report.campaign.kind}, issue {report.campaign.issue_number}): "
+    click.echo(f"campaign {report.campaign.id} ({report.campaign.kind.value}, issue {report.campaign.issue_number}): "
                f"{report.status.value}")
     click.echo(f"  this run: sent {p.sent}, failed {p.failed}, skipped {p.skipped}, retries {p.retries}, "
                f"{_duration(p.elapsed)}, {p.rate:.1f} messages/s")
@@ -126,7 +126,7 @@ def _send(ctx, issue, list_name, yes, dry_run, rate, force, resume, resend_unkno
                 test = bool(to)
                 target, addresses = _split_to(to, settings.send.preview_list) if test else (list_name, [])
                 if not test:
-                    cmp.ledger.refuse_second_send(store, rendered.issue.number, list_name)
+                    store.refuse_second_send(rendered.issue.number, list_name)
                 n = (store.count(target)["subscribed"] if target else 0) + len(addresses)
                 if n == 0:
                     raise CampaignError(f"no subscribed recipients on list {target!r}")
@@ -141,7 +141,7 @@ def _send(ctx, issue, list_name, yes, dry_run, rate, force, resume, resend_unkno
                 rate = send_rate
             if resuming:
                 rate = _rate(settings, transport, rate)
-            counts = cmp.ledger.counts(store, campaign.id)
+            counts = store.delivery_counts(campaign.id)
             bar, update = _progress_bar(sum(counts.values()), sum(counts.values()) - counts["queued"])
             with bar:
                 report = cmp.deliver(store, campaign, rendered, transport, settings, rate=rate, on_progress=update)
@@ -240,11 +240,11 @@ def campaigns_cmd(click_ctx) -> None:
     """List campaigns with their delivery counts (`campaigns show ID` for one)."""
     if click_ctx.invoked_subcommand is not None:
         return
-    from mailer.sending.campaign import ledger
+
     from mailer.store import open_store
 
     with open_store(click_ctx.obj.settings) as store:
-        rows, counts = ledger.all_campaigns(store), ledger.all_counts(store)
+        rows, counts = store.campaigns(), store.all_delivery_counts()
     if not rows:
         click.echo("no campaigns yet")
         return
@@ -252,7 +252,7 @@ def campaigns_cmd(click_ctx) -> None:
                f"{'skipped':>7}  {'unknown':>7}  {'queued':>6}  created")
     for c in rows:
         n = counts.get(c.id, {})
-        click.echo(f"{c.id:>4}  {c.kind:4}  {c.issue_number:>5}  {(c.list_name or '-'):8}  {c.status:7}  "
+        click.echo(f"{c.id:>4}  {c.kind.value:4}  {c.issue_number:>5}  {(c.list_name or '-'):8}  {c.status.value:7}  "
                    f"{n.get('sent', 0):>6}  {n.get('failed', 0):>6}  {n.get('skipped', 0):>7}  "
                    f"{n.get('sending', 0):>7}  {n.get('queued', 0):>6}  {c.created_at:%Y-%m-%d %H:%M}")
 
@@ -262,18 +262,18 @@ def campaigns_cmd(click_ctx) -> None:
 @pass_ctx
 def show_cmd(ctx, campaign_id: int) -> None:
     """Details of one campaign, with its failed and skipped recipients."""
-    from mailer.sending.campaign import ledger
+
     from mailer.store import open_store
 
     with open_store(ctx.settings) as store:
-        c = ledger.get(store, campaign_id)
-        n = ledger.counts(store, campaign_id)
-        problems = ledger.failures(store, campaign_id, limit=200)
-    click.echo(f"campaign {c.id}: {c.kind} of issue {c.issue_number} ({c.issue_path})")
+        c = store.campaign(campaign_id)
+        n = store.delivery_counts(campaign_id)
+        problems = store.delivery_failures(campaign_id, limit=200)
+    click.echo(f"campaign {c.id}: {c.kind.value} of issue {c.issue_number} ({c.issue_path})")
     click.echo(f"  subject:   {c.subject}")
     click.echo(f"  list:      {c.list_name or '(addresses)'}")
     click.echo(f"  transport: {c.transport}, HTML {_kib(c.html_bytes)}")
-    click.echo(f"  status:    {c.status}" + (f" ({c.pause_reason})" if c.pause_reason else ""))
+    click.echo(f"  status:    {c.status.value}" + (f" ({c.pause_reason})" if c.pause_reason else ""))
     click.echo(f"  created:   {c.created_at:%Y-%m-%d %H:%M:%S %Z}"
                + (f", finished {c.finished_at:%Y-%m-%d %H:%M:%S %Z}" if c.finished_at else ""))
     click.echo(f"  sent {n['sent']}, failed {n['failed']}, skipped {n['skipped']}, unknown {n['sending']}, "

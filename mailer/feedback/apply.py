@@ -17,48 +17,32 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-import sqlalchemy as sa
-
 from mailer.config import Settings
 from mailer.errors import SubscriberError
-from mailer.feedback.events import SesEvent
-from mailer.models import Status
-from mailer.store.schema import deliveries, feedback_events, sns_messages
+from mailer.feedback.events import EventKind, SesEvent
+from mailer.models import DeliveryEvent, FeedbackKind, Status
 
 log = logging.getLogger("twir_mail.feedback")
-# deliveries.event names, weakest first: a late "delivery" must not hide a bounce.
-EVENT_RANK = {"delivery-delay": 0, "delivery": 1, "reject": 2, "bounce": 3, "complaint": 4}
+# The SES events written on a delivery row (DeliveryEvent ranks them: a late "delivery" must not hide a bounce).
+DELIVERY_EVENTS = {EventKind.DELIVERY_DELAY: DeliveryEvent.DELIVERY_DELAY, EventKind.DELIVERY: DeliveryEvent.DELIVERY,
+                   EventKind.REJECT: DeliveryEvent.REJECT, EventKind.BOUNCE: DeliveryEvent.BOUNCE,
+                   EventKind.COMPLAINT: DeliveryEvent.COMPLAINT}
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def claim(engine: sa.Engine, message_id: str, now: dt.datetime) -> bool:
-    """Record an SNS MessageId; False if it was already processed."""
-    try:
-        with engine.begin() as conn:
-            conn.execute(sa.insert(sns_messages).values(message_id=message_id[:100], received_at=now))
-        return True
-    except sa.exc.IntegrityError:
-        return False
-
-
-def release(engine: sa.Engine, message_id: str) -> None:
-    with engine.begin() as conn:
-        conn.execute(sa.delete(sns_messages).where(sns_messages.c.message_id == message_id[:100]))
-
-
 def apply_notification(store, settings: Settings, sns_message_id: str, events: list[SesEvent],
                        now: dt.datetime | None = None) -> bool:
     """Apply one SNS notification's events once; False if this MessageId was seen before."""
     now = now or _now()
-    if not claim(store.engine, sns_message_id, now):
+    if not store.claim_sns_message(sns_message_id, now):
         return False
     try:
         apply_events(store, settings, events, now)
     except BaseException:
-        release(store.engine, sns_message_id)
+        store.release_sns_message(sns_message_id)
         raise
     return True
 
@@ -70,25 +54,32 @@ def apply_events(store, settings: Settings, events: list[SesEvent], now: dt.date
         apply_event(store, settings, event, now)
 
 
+def feedback_kind(event: SesEvent) -> FeedbackKind | None:
+    """What an event says about the subscriber (None: nothing, e.g. a delivery)."""
+    if event.kind is EventKind.COMPLAINT:
+        return FeedbackKind.COMPLAINT
+    if event.kind is EventKind.BOUNCE:
+        return FeedbackKind.BOUNCE_PERMANENT if event.permanent_bounce else FeedbackKind.BOUNCE_TRANSIENT
+    return None
+
+
 def apply_event(store, settings: Settings, event: SesEvent, now: dt.datetime) -> None:
-    name = event.kind.replace("_", "-")
-    if name in EVENT_RANK:
-        record_delivery_event(store.engine, event.message_id, name, now)
-    if event.kind not in ("bounce", "complaint"):
+    if event.kind in DELIVERY_EVENTS:
+        store.record_delivery_event(event.message_id, DELIVERY_EVENTS[event.kind], now)
+    kind = feedback_kind(event)
+    if kind is None:
         return
     try:
         sub = store.get(event.address)
     except SubscriberError:
         sub = None  # not even an address: still worth the audit row
-    kind = "complaint" if event.kind == "complaint" else (
-        "bounce-permanent" if event.permanent_bounce else "bounce-transient")
-    _log_feedback(store.engine, sub.id if sub else None, kind, event, now)
+    store.log_feedback(sub.id if sub else None, kind, event.message_id, event.detail, now)
     if sub is None or sub.email is None:
         return
-    if kind == "complaint":
+    if kind is FeedbackKind.COMPLAINT:
         if sub.status is not Status.COMPLAINED:
             store.set_status(sub.id, Status.COMPLAINED, reason="ses-complaint", detail=event.detail or None)
-    elif kind == "bounce-permanent":
+    elif kind is FeedbackKind.BOUNCE_PERMANENT:
         if not sub.status.suppressed:
             store.set_status(sub.id, Status.BOUNCED, reason="ses-bounce", detail=event.detail or None)
     elif not sub.status.suppressed:
@@ -97,36 +88,8 @@ def apply_event(store, settings: Settings, event: SesEvent, now: dt.datetime) ->
 
 def _maybe_suppress_transient(store, settings: Settings, subscriber_id: int, now: dt.datetime) -> None:
     days = settings.webhook.transient_bounce_window_days
-    with store.engine.connect() as conn:
-        count = conn.execute(sa.select(sa.func.count()).select_from(feedback_events).where(
-            feedback_events.c.subscriber_id == subscriber_id,
-            feedback_events.c.kind == "bounce-transient",
-            feedback_events.c.at >= now - dt.timedelta(days=days),
-        )).scalar_one()
+    count = store.count_feedback(subscriber_id, FeedbackKind.BOUNCE_TRANSIENT, now - dt.timedelta(days=days))
     limit = settings.webhook.transient_bounce_limit
     if limit and count >= limit:
         store.set_status(subscriber_id, Status.BOUNCED, reason="ses-transient-bounces",
                          detail=f"{count} transient bounces within {days} days")
-
-
-def _log_feedback(engine: sa.Engine, subscriber_id: int | None, kind: str, event: SesEvent,
-                  now: dt.datetime) -> None:
-    with engine.begin() as conn:
-        conn.execute(sa.insert(feedback_events).values(
-            subscriber_id=subscriber_id, kind=kind, at=now,
-            ses_message_id=event.message_id[:200] or None, detail=event.detail or None))
-
-
-def record_delivery_event(engine: sa.Engine, message_id: str, name: str, now: dt.datetime) -> int:
-    """Write the event on the delivery row(s) of this SES MessageId, unless a stronger one is there."""
-    if not message_id:
-        return 0
-    weaker = [n for n, rank in EVENT_RANK.items() if rank <= EVENT_RANK[name]]
-    with engine.begin() as conn:
-        result = conn.execute(
-            sa.update(deliveries)
-            .where(deliveries.c.message_id == message_id[:200],
-                   sa.or_(deliveries.c.event.is_(None), deliveries.c.event.in_(weaker)))
-            .values(event=name, event_at=now)
-        )
-    return result.rowcount

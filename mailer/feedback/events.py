@@ -9,14 +9,35 @@ from __future__ import annotations
 
 import json
 import re
+import enum
 from dataclasses import dataclass, field
 from typing import Iterable
+
+
+class EventKind(str, enum.Enum):
+    """SES event types, in snake case whichever shape named them (DeliveryDelay -> delivery_delay)."""
+
+    SEND = "send"
+    REJECT = "reject"
+    BOUNCE = "bounce"
+    COMPLAINT = "complaint"
+    DELIVERY = "delivery"
+    DELIVERY_DELAY = "delivery_delay"
+    OPEN = "open"
+    CLICK = "click"
+    RENDERING_FAILURE = "rendering_failure"
+    SUBSCRIPTION = "subscription"
+    OTHER = "other"  # anything SES adds later: parsed, recorded nowhere
+
+    @classmethod
+    def _missing_(cls, value):
+        return cls.OTHER
 
 @dataclass(frozen=True)
 class SesEvent:
     """One recipient's outcome from an SES notification (either shape)."""
 
-    kind: str  # bounce | complaint | delivery | reject | delivery_delay | send | open | click | ...
+    kind: EventKind
     address: str
     message_id: str  # SES MessageId of the message concerned
     bounce_type: str = ""  # Permanent | Transient | Undetermined
@@ -26,17 +47,17 @@ class SesEvent:
 
     @property
     def permanent_bounce(self) -> bool:
-        return self.kind == "bounce" and self.bounce_type == "Permanent"
+        return self.kind is EventKind.BOUNCE and self.bounce_type == "Permanent"
 
 
 # Where each event type keeps its details in the notification.
-BODY_KEYS = {"delivery_delay": "deliveryDelay", "rendering_failure": "failure"}
+BODY_KEYS = {EventKind.DELIVERY_DELAY: "deliveryDelay", EventKind.RENDERING_FAILURE: "failure"}
 
 
-def _kind(doc: dict) -> str:
+def _kind(doc: dict) -> EventKind:
     # Identity notifications say notificationType; configuration-set events say eventType.
     raw = doc.get("eventType") or doc.get("notificationType") or ""
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", str(raw)).lower()  # DeliveryDelay -> delivery_delay
+    return EventKind(re.sub(r"(?<!^)(?=[A-Z])", "_", str(raw)).lower())  # DeliveryDelay -> delivery_delay
 
 
 def _addresses(items: Iterable) -> list[str]:
@@ -61,14 +82,14 @@ def parse_ses_events(message: str) -> list[SesEvent]:
     mail = doc.get("mail") if isinstance(doc.get("mail"), dict) else {}
     message_id = str(mail.get("messageId", ""))
     tags = mail.get("tags") if isinstance(mail.get("tags"), dict) else {}
-    body = doc.get(BODY_KEYS.get(kind, kind))
+    body = doc.get(BODY_KEYS.get(kind, kind.value))
     body = body if isinstance(body, dict) else {}
     stamp = str(body.get("timestamp", mail.get("timestamp", "")))
 
     def make(address: str, **extra) -> SesEvent:
         return SesEvent(kind=kind, address=address, message_id=message_id, timestamp=stamp, tags=tags, **extra)
 
-    if kind == "bounce":
+    if kind is EventKind.BOUNCE:
         bounce_type = str(body.get("bounceType", ""))
         return [
             make(r["emailAddress"], bounce_type=bounce_type,
@@ -76,14 +97,14 @@ def parse_ses_events(message: str) -> list[SesEvent]:
             for r in body.get("bouncedRecipients") or []
             if isinstance(r, dict) and "@" in str(r.get("emailAddress", ""))
         ]
-    if kind == "complaint":
+    if kind is EventKind.COMPLAINT:
         detail = str(body.get("complaintFeedbackType", ""))
         return [make(a, detail=detail) for a in _addresses(body.get("complainedRecipients"))]
-    if kind == "delivery":
+    if kind is EventKind.DELIVERY:
         return [make(a, detail=str(body.get("smtpResponse", ""))[:500]) for a in _addresses(body.get("recipients"))]
-    if kind == "delivery_delay":
+    if kind is EventKind.DELIVERY_DELAY:
         detail = str(body.get("delayType", ""))
         return [make(a, detail=detail) for a in _addresses(body.get("delayedRecipients"))]
     # reject, send, open, click, rendering_failure...: about the whole message.
-    detail = str(body.get("reason", "")) if kind == "reject" else ""
+    detail = str(body.get("reason", "")) if kind is EventKind.REJECT else ""
     return [make(a, detail=detail) for a in _addresses(mail.get("destination"))]

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from mailer.config import Settings
-from mailer.errors import StoreError, SubscriberError
+from mailer.errors import StoreConflict, StoreError, SubscriberError
 from mailer.models import HistoryEntry, Status, Subscriber
 from mailer.store import migrate
 from mailer.store.addresses import normalize
@@ -25,7 +25,8 @@ def db_error(exc: sa.exc.DBAPIError) -> StoreError:
     """One line from a driver error (they span several lines and quote SQL)."""
     orig = getattr(exc, "orig", None) or exc
     first = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
-    return StoreError(f"database error: {first}")
+    kind = StoreConflict if isinstance(exc, sa.exc.IntegrityError) else StoreError
+    return kind(f"database error: {first}")
 
 
 def to_subscriber(row) -> Subscriber:
@@ -136,6 +137,12 @@ class StoreBase:
         if found is None:
             raise SubscriberError(f"unknown list {name!r}: lists are {', '.join(self.list_names())}")
         return found
+
+    def list_title(self, list_id: int) -> tuple[str | None, str] | None:
+        """(title, name) of a list, or None if there is no such list."""
+        with self._read() as conn:
+            row = conn.execute(sa.select(lists.c.title, lists.c.name).where(lists.c.id == list_id)).first()
+        return (row.title, row.name) if row else None
 
     def list_names(self) -> list[str]:
         with self._read() as conn:

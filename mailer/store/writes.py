@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from mailer.errors import SubscriberError
+from mailer.errors import StoreConflict, SubscriberError
 from mailer.models import Status, Subscriber
 from mailer.store.addresses import normalize
 from mailer.store.core import StoreBase, to_subscriber
 from mailer.store.engine import utcnow
+from mailer.store.feedback import FeedbackOps
+from mailer.store.ledger import LedgerOps
+from mailer.store.ratelimit import RateLimitOps
 from mailer.store.schema import deliveries, feedback_events, history, list_members, subscribers as S
 
 REASON_MAX = 32
@@ -47,7 +50,10 @@ def history_row(subscriber_id: int, old: Status | str | None, new: Status | str,
             "new_status": Status(new).value, "reason": reason, "detail": detail}
 
 
-class Store(StoreBase):
+class Store(LedgerOps, FeedbackOps, RateLimitOps, StoreBase):
+    """Every table access of twir-mail: subscribers here, campaigns (LedgerOps), SES feedback
+    (FeedbackOps) and rate-limit counters (RateLimitOps) in their own modules."""
+
     def _find(self, conn: sa.Connection, norm: str, digest: str):
         query = sa.select(S).where(sa.or_(S.c.email_hash == digest, S.c.email_norm == norm))
         return conn.execute(query.with_for_update()).first()
@@ -55,6 +61,15 @@ class Store(StoreBase):
     def _join(self, conn: sa.Connection, list_id: int, subscriber_id: int, at) -> None:
         conn.execute(self._insert(list_members).values(list_id=list_id, subscriber_id=subscriber_id, added_at=at)
                      .on_conflict_do_nothing())
+
+    def join_list(self, list_id: int, subscriber_id: int) -> bool:
+        """Make a subscriber a member of a list (already one is fine); False if the list is gone."""
+        try:
+            with self._write() as conn:
+                self._join(conn, list_id, subscriber_id, utcnow())
+        except StoreConflict:
+            return False
+        return True
 
     def add(self, email: str, *, list_name: str = "main", name: str | None = None, source: str = "cli",
             status: Status = Status.SUBSCRIBED, resubscribe: bool = False, reason: str = "cli",

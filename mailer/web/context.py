@@ -13,12 +13,10 @@ from typing import Any, Callable
 
 import anyio
 import anyio.to_thread
-import sqlalchemy as sa
 
 from mailer.config import Settings
 from mailer.errors import TokenError
 from mailer.aws.sns import SnsVerifier
-from mailer.store import schema
 from mailer.tokens import Signer, TokenData
 from mailer.web.pages import Pages
 
@@ -116,14 +114,12 @@ class Services:
     def list_title(self, list_id: int) -> str:
         """The list's title for pages (cached; the newsletter's name if untitled or unknown)."""
         if list_id not in self._list_titles:
-            with self.store.engine.connect() as conn:
-                row = conn.execute(sa.select(schema.lists.c.title, schema.lists.c.name)
-                                   .where(schema.lists.c.id == list_id)).first()
+            found = self.store.list_title(list_id)
             name = self.settings.newsletter.name
-            if row is not None and row.title:
-                name = row.title
-            elif row is not None and row.name not in ("main", ""):
-                name = f"{name} ({row.name})"
+            if found is not None and found[0]:
+                name = found[0]
+            elif found is not None and found[1] not in ("main", ""):
+                name = f"{name} ({found[1]})"
             self._list_titles[list_id] = name
         return self._list_titles[list_id]
 

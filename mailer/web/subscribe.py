@@ -12,6 +12,7 @@ already subscribed). On Lambda, Mangum returns only once it is sent.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import ipaddress
 import logging
 from email.message import EmailMessage
@@ -19,7 +20,6 @@ from email.policy import SMTP
 from email.utils import formatdate, make_msgid, parseaddr
 from urllib.parse import parse_qs
 
-import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
 from starlette.background import BackgroundTask
 from starlette.requests import Request
@@ -27,7 +27,6 @@ from starlette.requests import Request
 from mailer.errors import SubscriberError, TransportError
 from mailer.models import Status, Subscriber
 from mailer.tokens import CONFIRM
-from mailer.web import ratelimit
 from mailer.web.context import CONFIRM_MAX_AGE, Services, drain, read_body
 
 log = logging.getLogger("twir_mail.web")
@@ -52,12 +51,20 @@ def client_of(request: Request) -> str:
     return str(getattr(ip, "ipv4_mapped", None) or ip)
 
 
-Outcome = tuple[str, "tuple[Subscriber, int] | None"]  # (what to answer, whom to mail on which list)
+class Answer(enum.Enum):
+    """What ``POST /subscribe`` (or a re-subscribe) answers."""
+
+    SENT = "sent"  # "check your inbox": the same page whether or not a mail goes out
+    LIMITED = "limited"  # this client asked too often: 429
+    INVALID = "invalid"  # not an address: the form again, with the reason
+
+
+Outcome = tuple[Answer, "tuple[Subscriber, int] | None"]  # (what to answer, whom to mail on which list)
 
 
 def answer(svc: Services, outcome: Outcome):
     kind, mail = outcome
-    if kind == "limited":
+    if kind is Answer.LIMITED:
         return svc.pages.message("Too many requests", "Please try again in an hour.", status=429)
     page = svc.pages.message(
         "Check your inbox",
@@ -95,18 +102,19 @@ def send_confirmation(svc: Services, sub: Subscriber, list_id: int) -> None:
 
 def request_confirmation(svc: Services, sub: Subscriber, list_id: int, client: str) -> Outcome:
     """Rate-limit, then (after answering) mail a confirmation link to an existing subscriber."""
-    outcome = _limit(svc, sub.email_norm, client)
-    return ("sent", (sub, list_id)) if outcome == "ok" else (outcome, None)
+    limited = _limit(svc, sub.email_norm, client)
+    return (Answer.SENT, (sub, list_id)) if limited is None else (limited, None)
 
 
-def _limit(svc: Services, norm: str, client: str) -> str:
+def _limit(svc: Services, norm: str, client: str) -> Answer | None:
+    """None if a mail may go out; else the answer to give (the address limit is silent: SENT)."""
     addr_key = f"sub-addr:{svc.store.email_hash(norm)}"
     client_key = f"sub-client:{client}"[:100]
-    full = ratelimit.hit(svc.store.engine, [addr_key, client_key],
-                         limit=svc.settings.web.subscribe_rate_per_hour, window=WINDOW)
+    full = svc.store.rate_hit([addr_key, client_key], limit=svc.settings.web.subscribe_rate_per_hour,
+                              window=WINDOW)
     if client_key in full:
-        return "limited"
-    return "sent" if addr_key in full else "ok"  # the address limit is silent
+        return Answer.LIMITED
+    return Answer.SENT if addr_key in full else None
 
 
 def _subscribe(svc: Services, email: str, honeypot: str, client: str) -> Outcome:
@@ -115,12 +123,12 @@ def _subscribe(svc: Services, email: str, honeypot: str, client: str) -> Outcome
     try:
         display, norm = normalize(email)
     except SubscriberError:
-        return "invalid", None
+        return Answer.INVALID, None
     if honeypot:
-        return "sent", None  # a bot: same page, nothing stored or sent
-    outcome = _limit(svc, norm, client)
-    if outcome != "ok":
-        return outcome, None
+        return Answer.SENT, None  # a bot: same page, nothing stored or sent
+    limited = _limit(svc, norm, client)
+    if limited is not None:
+        return limited, None
     store = svc.store
     sub = store.get(norm)
     if sub is None:
@@ -128,10 +136,10 @@ def _subscribe(svc: Services, email: str, honeypot: str, client: str) -> Outcome
             sub = store.add(display, list_name="main", source="web", status=Status.PENDING,
                             reason="subscribe-form")
         except SubscriberError:
-            return "sent", None  # e.g. a forgotten address the store keeps suppressed
+            return Answer.SENT, None  # e.g. a forgotten address the store keeps suppressed
     if sub.status is Status.SUBSCRIBED or sub.email is None:
-        return "sent", None
-    return "sent", (sub, store.list_id("main"))
+        return Answer.SENT, None
+    return Answer.SENT, (sub, store.list_id("main"))
 
 
 async def read_form(request: Request) -> dict[str, str] | None:
@@ -167,7 +175,7 @@ async def submit(request: Request):
         return svc.pages.page("subscribe.html", status=400, action="/subscribe",
                               error="Please enter a valid email address.")
     outcome = await run_in_threadpool(_subscribe, svc, email.strip(), form.get(HONEYPOT, ""), client_of(request))
-    if outcome[0] == "invalid":
+    if outcome[0] is Answer.INVALID:
         return svc.pages.page("subscribe.html", status=400, action="/subscribe",
                               error="That does not look like an email address.")
     return answer(svc, outcome)
@@ -181,11 +189,7 @@ def _confirm(svc: Services, subscriber_id: int, list_id: int, issued_at: int) ->
     # an old confirmation link must not undo a later "stop".
     if sub.status.suppressed and sub.updated_at.timestamp() > issued_at + 1:
         return False
-    try:
-        with svc.store.engine.begin() as conn:  # the store's insert-or-nothing (a concurrent confirm is fine)
-            svc.store._join(conn, list_id, sub.id, dt.datetime.now(dt.timezone.utc))
-    except sa.exc.IntegrityError:
-        pass  # the list is gone
+    svc.store.join_list(list_id, sub.id)  # False if the list is gone: the subscription still counts
     if sub.status is not Status.SUBSCRIBED:
         svc.store.set_status(sub.id, Status.SUBSCRIBED, reason="confirm-link", allow_resubscribe=True)
     return True

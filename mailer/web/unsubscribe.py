@@ -66,9 +66,9 @@ async def one_click(request: Request):
 def _resubscribe(svc: Services, subscriber_id: int, list_id: int, client: str) -> subscribe.Outcome:
     sub = svc.store.get_by_id(subscriber_id)
     if sub is None or sub.email is None:
-        return "sent", None  # forgotten: say the same as always, send nothing
+        return subscribe.Answer.SENT, None  # forgotten: say the same as always, send nothing
     if sub.status is Status.SUBSCRIBED:
-        return "sent", None
+        return subscribe.Answer.SENT, None
     return subscribe.request_confirmation(svc, sub, list_id, client)
 
 

@@ -1,7 +1,8 @@
 """Campaigns: one issue to one list, recorded in a delivery ledger, paced and resumable.
 
-``ledger`` holds the bookkeeping (tables ``campaigns``/``deliveries``),
-``sender`` the threaded send loop. This module glues them for the CLI.
+The store keeps the bookkeeping (``Store.create_campaign``, ``ledger_step``... in
+mailer/store/ledger.py), ``sender`` runs the threaded send loop; this module glues
+them for the CLI.
 """
 
 from __future__ import annotations
@@ -11,16 +12,14 @@ import time
 
 from mailer.config import Settings
 from mailer.errors import CampaignError
+from mailer.models import Campaign, CampaignKind, CampaignStatus, DeliveryStatus as DS, Rendered, Status
+from mailer.sending.campaign.sender import Progress, Report, Sender
 from mailer.sending.message import MessageTemplate
-from mailer.models import CampaignStatus, DeliveryStatus as DS, Rendered, Status
+from mailer.sending.transport import Transport, check_sendable
 from mailer.store import Store
 from mailer.tokens import Signer
-from mailer.sending.transport import Transport, check_sendable
-from mailer.sending.campaign import ledger
-from mailer.sending.campaign.ledger import Campaign
-from mailer.sending.campaign.sender import Progress, Report, Sender
 
-__all__ = ["Campaign", "Progress", "Report", "ledger", "start", "resume", "deliver", "dry_run",
+__all__ = ["Campaign", "Progress", "Report", "start", "resume", "deliver", "dry_run",
            "resolve_rate", "subject_prefix", "SMTP_DEFAULT_RATE"]
 
 # SES's sandbox rate: a safe default for SMTP relays that cannot tell us theirs.
@@ -43,7 +42,7 @@ def start(store: Store, rendered: Rendered, settings: Settings, transport: Trans
     """A new campaign with its recipients frozen; a second real send of an issue to a list is refused."""
     if not transport.local:
         check_sendable(settings)
-    return ledger.create(store, kind="test" if test else "send", issue_number=rendered.issue.number,
+    return store.create_campaign(kind=CampaignKind.TEST if test else CampaignKind.SEND, issue_number=rendered.issue.number,
                          issue_path=str(rendered.issue.path.resolve()), list_name=list_name,
                          subject=subject_prefix(settings, test) + rendered.subject,
                          transport=transport.name, html_bytes=rendered.html_bytes, addresses=list(addresses))
@@ -56,20 +55,20 @@ def resume(store: Store, campaign_id: int | None, *, issue_number: int | None = 
     if campaign_id is None:
         if issue_number is None:
             raise CampaignError("--resume needs a campaign id or an issue")
-        found = ledger.find_send(store, issue_number, store.list_id(list_name))
+        found = store.find_send_campaign(issue_number, store.list_id(list_name))
         if found is None:
             raise CampaignError(f"issue {issue_number} has no campaign on list {list_name!r} to resume")
         campaign_id = found.id
-    campaign = ledger.get(store, campaign_id)
-    counts = ledger.counts(store, campaign_id)
+    campaign = store.campaign(campaign_id)
+    counts = store.delivery_counts(campaign_id)
     unknown = counts[DS.SENDING.value]
-    if campaign.status == CampaignStatus.DONE.value and not (resend_unknown and unknown):
+    if campaign.status is CampaignStatus.DONE and not (resend_unknown and unknown):
         raise CampaignError(f"campaign {campaign_id} is complete ({counts[DS.SENT.value]} sent"
                             + (f", {unknown} unknown: add --resend-unknown to send those again)" if unknown else ")"))
-    requeued = ledger.requeue_unknown(store, campaign_id) if resend_unknown else 0
+    requeued = store.requeue_unknown(campaign_id) if resend_unknown else 0
     # The status turns back to `sending` in deliver(): a resume that stops at the check or the
     # transport's pre-flight leaves the campaign `paused`.
-    return ledger.get(store, campaign_id), requeued
+    return store.campaign(campaign_id), requeued
 
 
 def subject_prefix(settings: Settings, test: bool) -> str:
@@ -88,9 +87,9 @@ def deliver(store: Store, campaign: Campaign, rendered: Rendered, transport: Tra
     if rendered.issue.number != campaign.issue_number:
         raise CampaignError(f"campaign {campaign.id} is for issue {campaign.issue_number}, "
                             f"not {rendered.issue.number}")
-    template = template_for(rendered, settings, campaign.kind == "test")
-    if campaign.status != CampaignStatus.SENDING.value:
-        ledger.set_status(store, campaign.id, CampaignStatus.SENDING)
+    template = template_for(rendered, settings, campaign.kind is CampaignKind.TEST)
+    if campaign.status is not CampaignStatus.SENDING:
+        store.set_campaign_status(campaign.id, CampaignStatus.SENDING)
     sender = Sender(store, campaign, template, transport, settings, rate=rate, workers=workers,
                     on_progress=on_progress)
     return sender.run()

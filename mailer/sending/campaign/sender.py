@@ -21,14 +21,12 @@ from typing import Callable
 
 from mailer.config import Settings
 from mailer.errors import PermanentTransportError, RetryableTransportError, SendingPaused, TransportError
+from mailer.models import Campaign, CampaignStatus, Claim, DeliveryStatus as DS, Outcome
 from mailer.sending.message import MessageTemplate
-from mailer.models import CampaignStatus, DeliveryStatus as DS
 from mailer.sending.pacing import RateLimiter
+from mailer.sending.transport import Transport
 from mailer.store import Store
 from mailer.tokens import Signer
-from mailer.sending.transport import Transport
-from mailer.sending.campaign import ledger
-from mailer.sending.campaign.ledger import Campaign, Claim, Outcome
 
 BACKOFF_BASE, BACKOFF_CAP = 0.2, 30.0
 
@@ -111,23 +109,23 @@ class Sender:
             try:
                 outcome, pause = self._deliver(claim)
             except BaseException as exc:  # a bug: keep the row, pause, never lose it
-                outcome, pause = Outcome(claim.delivery_id, DS.QUEUED.value), f"unexpected {exc!r}"
+                outcome, pause = Outcome(claim.delivery_id, DS.QUEUED), f"unexpected {exc!r}"
             self.results.put((outcome, pause))
 
     def _deliver(self, claim: Claim) -> tuple[Outcome, str | None]:
-        released = Outcome(claim.delivery_id, DS.QUEUED.value)
+        released = Outcome(claim.delivery_id, DS.QUEUED)
         token = self.signer.unsubscribe_token(claim.subscriber_id or 0, self.campaign.list_id or 0)
         try:
             raw = self.template.build(claim.email, token)
         except TransportError as exc:
-            return Outcome(claim.delivery_id, DS.FAILED.value, error=exc.message), None
+            return Outcome(claim.delivery_id, DS.FAILED, error=exc.message), None
         attempt = 0
         while True:
             if self.stop.reason or not self.limiter.acquire():
                 return released, None
             try:
                 mid = self.transport.send(raw, sender=self.template.sender, recipient=claim.email, tags=self.tags)
-                return Outcome(claim.delivery_id, DS.SENT.value, message_id=mid), None
+                return Outcome(claim.delivery_id, DS.SENT, message_id=mid), None
             except RetryableTransportError as exc:
                 attempt += 1
                 if attempt > self.settings.send.max_retries:
@@ -138,11 +136,11 @@ class Sender:
             except SendingPaused as exc:
                 return released, exc.message
             except (PermanentTransportError, TransportError) as exc:
-                return Outcome(claim.delivery_id, DS.FAILED.value, error=exc.message), None
+                return Outcome(claim.delivery_id, DS.FAILED, error=exc.message), None
 
     # -- coordinator ------------------------------------------------------
     def run(self) -> Report:
-        counts = ledger.counts(self.store, self.campaign.id)
+        counts = self.store.delivery_counts(self.campaign.id)
         total = sum(counts.values())
         progress = Progress(total=total, done_before=total - counts[DS.QUEUED.value] - counts[DS.SENDING.value])
         threads = [threading.Thread(target=self._worker, name=f"send-{i}", daemon=True)
@@ -192,10 +190,10 @@ class Sender:
                 if pause:
                     self.stop.set(pause)
                     self.limiter.stop()
-                if outcome.status == DS.SENT.value:
+                if outcome.status == DS.SENT:
                     progress.sent += 1
                     consecutive = 0
-                elif outcome.status == DS.FAILED.value:
+                elif outcome.status == DS.FAILED:
                     progress.failed += 1
                     consecutive += 1
                     if consecutive >= self.settings.send.max_consecutive_failures:
@@ -203,7 +201,7 @@ class Sender:
                         self.limiter.stop()
             want = 0 if (exhausted or self.stop.reason) else self.workers - in_flight
             if pending or want > 0:
-                claims, skipped = ledger.step(self.store, self.campaign, pending, want)
+                claims, skipped = self.store.ledger_step(self.campaign, pending, want)
                 pending = []
                 progress.skipped += skipped
                 if want > 0 and len(claims) + skipped < want:
@@ -229,7 +227,7 @@ class Sender:
                 return items
 
     def _finish(self, progress: Progress) -> Report:
-        counts = ledger.counts(self.store, self.campaign.id)
+        counts = self.store.delivery_counts(self.campaign.id)
         if self.stop.reason:
             status = CampaignStatus.PAUSED
         elif counts[DS.QUEUED.value] == 0:
@@ -237,7 +235,7 @@ class Sender:
         else:  # rows released by another process meanwhile: resumable
             status = CampaignStatus.PAUSED
             self.stop.set("unsent recipients remain")
-        ledger.set_status(self.store, self.campaign.id, status, self.stop.reason)
+        self.store.set_campaign_status(self.campaign.id, status, self.stop.reason)
         self.on_progress(progress)
-        return Report(ledger.get(self.store, self.campaign.id), progress, counts, status,
+        return Report(self.store.campaign(self.campaign.id), progress, counts, status,
                       self.stop.reason, self.stop.interrupted)
