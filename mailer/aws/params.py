@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import MutableMapping
 
-from mailer.aws.client import AwsError, aws_errors
+from mailer.aws.client import AwsError, aws_errors, build_client
 
 PREFIX = "SSM_"
 TARGET_PREFIX = "TWIR_MAIL_"
@@ -36,9 +36,7 @@ def load_parameters(environ: MutableMapping[str, str] | None = None, *, client=N
     names = sorted(set(targets.values()))
     with aws_errors("SSM parameters " + ", ".join(names)):
         if client is None:
-            import boto3
-
-            client = boto3.client("ssm")  # region and endpoint from the standard AWS_* variables
+            client = build_client("ssm")  # region and endpoint from the standard AWS_* variables
         values: dict[str, str] = {}
         for start in range(0, len(names), 10):  # GetParameters takes at most 10 names
             answer = client.get_parameters(Names=names[start:start + 10], WithDecryption=True)
