@@ -3,7 +3,9 @@
 The Lambda function's configuration holds only parameter *names*: for every
 ``SSM_TWIR_MAIL_<X>=/path/of/parameter`` variable, the decrypted value of that
 SecureString becomes ``TWIR_MAIL_<X>`` (unless ``TWIR_MAIL_<X>`` is set already,
-which lets a local run override it). One GetParameters call per cold start.
+which lets a local run override it). One GetParameters call per cold start,
+through the shared client builder (mailer/aws/client.py: 5 s connect timeout,
+three attempts), so an unreachable endpoint fails the cold start quickly.
 """
 
 from __future__ import annotations
