@@ -242,3 +242,23 @@ def test_bounced_forgotten_and_removed_recipients_are_skipped(store, db_settings
     reasons = sorted(why for _, _, why in store.delivery_failures(c.id))
     assert reasons == ["address was forgotten", "subscriber is bounced", "subscriber left the list"]
     assert report.status == CampaignStatus.DONE
+
+
+def test_a_retry_is_reported_as_a_named_value_not_an_empty_outcome(store, db_settings, smtp_server):
+    """Workers report `RETRYING` for each retry and one `Finished` per claimed row."""
+    from mailer.sending.campaign.sender import RETRYING, Finished, Sender
+    from mailer.sending.message import MessageTemplate
+
+    [sub] = add_subscribers(store, 1)
+    s = with_overrides(db_settings, transport={"kind": "smtp"}, web={"base_url": BASE},
+                       smtp={"host": "127.0.0.1", "port": smtp_server.port, "security": "none"})
+    s = replace(s, secret_key=SECRET)
+    rendered, transport = make_rendered(), open_transport(s)
+    campaign = cmp.start(store, rendered, s, transport, list_name="main")
+    sender = Sender(store, campaign, MessageTemplate(rendered, s), transport, s, rate=100, workers=1)
+    smtp_server.handler.fail_next = 2  # "454 Throttling failure" twice, then accepted
+    done = sender._deliver(Claim(delivery_id=7, subscriber_id=sub.id, email=sub.email))
+    transport.close()
+    assert [sender.results.get_nowait() for _ in range(2)] == [RETRYING, RETRYING] and sender.results.empty()
+    assert isinstance(done, Finished) and done.pause is None
+    assert (done.outcome.delivery_id, done.outcome.status) == (7, "sent")

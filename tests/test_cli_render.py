@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from email import policy
 
 import httpx
@@ -125,7 +126,8 @@ def test_preview_port_in_use(run_cli, corpus):
 
 
 def test_preview_recovers_when_the_file_comes_back_unchanged(issue_file, settings):
-    """Deleted then restored with its old mtime (git stash/checkout, cp -p): the error must clear."""
+    """Deleted then restored with its old mtime (git stash/checkout, cp -p): the error must clear.
+    The watcher sees file-system events, so the page follows without any request asking."""
     import threading
 
     from mailer.issue.preview import make_server
@@ -135,15 +137,30 @@ def test_preview_recovers_when_the_file_comes_back_unchanged(issue_file, setting
     server = make_server(path, settings, port=0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = "http://127.0.0.1:%d/" % server.server_address[1]
+
+    def status_when(holds) -> dict:
+        """The state once ``holds`` (read directly: no request may be what triggers a render)."""
+        deadline = time.monotonic() + 30  # ends as soon as it holds; a loaded 2-CPU box is slow
+        while not holds(status := server.state.status()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return status
+
     try:
-        assert httpx.get(url + "version", timeout=10).json()["error"] == ""
+        first = status_when(lambda st: True)
+        assert first["error"] == ""
         path.unlink()
-        assert "no such file" in httpx.get(url + "version", timeout=10).json()["error"].lower()
+        gone = status_when(lambda st: st["error"])
+        assert "no such file" in gone["error"].lower() and gone["version"] > first["version"]
         path.write_bytes(saved[0])
         os.utime(path, ns=(saved[1], saved[1]))
-        status = httpx.get(url + "version", timeout=10).json()
-        assert status["error"] == "", status
+        status = status_when(lambda st: st["error"] == "")
+        assert status["error"] == "" and httpx.get(url + "version", timeout=10).json() == status
         assert "Hello from the preview." in httpx.get(url + "email.txt", timeout=10).text
+        other = path.with_name("other.md")
+        other.write_text("Not the previewed file.\n")  # the folder is watched, only this file counts
+        time.sleep(0.5)
+        assert httpx.get(url + "version", timeout=10).json()["version"] == status["version"]
     finally:
         server.shutdown()
         server.server_close()
+    assert not any(t.name == "preview-watch" for t in threading.enumerate())  # the watcher stopped

@@ -124,6 +124,16 @@ def prepare_db(env: dict[str, str], cwd: Path, python_argv: list[str]) -> str:
     return made.stdout.strip()
 
 
+def test_long_running_servers_start_the_web_factory_not_the_lambda_adapter():
+    """Docker, systemd and `serve --workers` hand uvicorn mailer.web:app_from_env; Lambda has its own entry."""
+    cmd = json.loads([a for i, a in dockerfile_final_stage() if i == "CMD"][-1])
+    unit = shlex.split(unit_service("twir-mail-web.service")["ExecStart"][0])
+    serve = (ROOT / "mailer" / "cli" / "web.py").read_text()
+    for argv in (cmd, unit):
+        assert argv[argv.index("--factory") + 1] == "mailer.web:app_from_env"
+    assert '"mailer.web:app_from_env", factory=True' in serve and "aws_lambda" not in serve
+
+
 # -- Docker ------------------------------------------------------------------------
 
 def test_dockerfile_is_slim_and_non_root():

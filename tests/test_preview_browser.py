@@ -122,6 +122,7 @@ def test_preview_page_switches_views_and_rerenders(browser, preview, screenshot_
     wait_frame(page, "doc.body.innerText.includes('Second version')")
     page.click("button[data-view=desktop]")
     wait_frame(page, "doc.querySelector('.c') && doc.querySelector('.c').textContent.includes('Second version')")
+    page.screenshot(path=str(screenshot_dir / "preview-rerendered.png"))
 
     # A broken edit shows the error instead of killing the server.
     path.write_bytes(b"Title: This Week in Rust 600\nDate: never\n\nx\n")

@@ -227,3 +227,51 @@ def test_export_columns_source_and_created_at_are_kept_for_new_rows(store, tmp_p
     a, c = store.get("a@example.com"), store.get("c@example.com")
     assert (a.source, a.created_at.isoformat()) == ("web", "2021-03-04T05:06:07+00:00")
     assert (c.source, c.created_at.isoformat()) == ("import", "2022-01-01T10:00:00+00:00")
+
+
+def test_add_and_import_share_one_rule_and_keep_their_name_behaviour(store, tmp_path):
+    """`add` and `import` decide through the same function (writes.update_for); only the name
+    policy differs, on purpose: `add` says who the reader is now, an old export only fills a gap."""
+    store.add("ann@example.com", name="Ann Old")
+    store.add("ann@example.com", name="Ann New")
+    store.add("nameless@example.com")
+    store.add("left@example.com", name="Lee")
+    store.set_status(store.get("left@example.com").id, Status.UNSUBSCRIBED, reason="unsubscribe-link")
+    store.add("gone@example.com")
+    store.forget("gone@example.com")
+    src = tmp_path / "export.csv"
+    src.write_text("email,name,status\nann@example.com,Stale Export,subscribed\n"
+                   "nameless@example.com,Found Later,subscribed\nleft@example.com,Lee Again,subscribed\n"
+                   "gone@example.com,Ghost,subscribed\n", encoding="utf-8")
+    report = import_file(store, src)
+    assert (report.changed, report.kept_suppressed) == (0, 2)
+    assert store.get("ann@example.com").name == "Ann New"  # import: never overwrites a name
+    assert store.get("nameless@example.com").name == "Found Later"  # ... but fills a missing one
+    assert store.get("left@example.com").status is Status.UNSUBSCRIBED  # suppression holds for both
+    assert store.add("left@example.com", name="Lee Again").status is Status.UNSUBSCRIBED
+    assert store.get("left@example.com").name == "Lee Again"  # add: overwrites the name
+    assert (store.get("gone@example.com").email, store.get("gone@example.com").name) == (None, None)
+    assert store.add("gone@example.com").email is None  # forgotten stays forgotten without resubscribe
+
+
+def test_update_for_is_the_rule():
+    from types import SimpleNamespace as Row
+
+    from mailer.store.writes import Update, update_for
+
+    def row(status, name=None, forgotten=False):
+        return Row(status=status.value, name=name, forgotten_at="2025-01-01" if forgotten else None)
+
+    sub, pend, unsub = Status.SUBSCRIBED, Status.PENDING, Status.UNSUBSCRIBED
+    for overwrite in (True, False):
+        assert update_for(row(unsub), sub, None, overwrite_name=overwrite) == Update()
+        assert update_for(row(unsub), sub, None, resubscribe=True, overwrite_name=overwrite) == Update(status=sub)
+        assert update_for(row(sub), pend, None, overwrite_name=overwrite) == Update()  # never demoted
+        assert update_for(row(pend), unsub, None, overwrite_name=overwrite) == Update(status=unsub)
+        assert update_for(row(unsub, forgotten=True), sub, "X", overwrite_name=overwrite) == Update(untouched=True)
+        assert update_for(row(unsub, forgotten=True), sub, "X", resubscribe=True,
+                          overwrite_name=overwrite) == Update(status=sub, name="X", revive=True)
+        assert update_for(row(sub), sub, "New", overwrite_name=overwrite).name == "New"  # a missing name is filled
+    assert update_for(row(sub, "Old"), sub, "New", overwrite_name=True).name == "New"
+    assert update_for(row(sub, "Old"), sub, "New", overwrite_name=False).name is None
+    assert update_for(row(sub, "Same"), sub, "Same", overwrite_name=True) == Update()

@@ -57,6 +57,14 @@ def test_serve_runs_the_app(workdir):
     assert f"serving on {url}" in output["err"] and "Traceback" not in output["err"]
 
 
+def test_serve_with_workers_builds_the_app_through_the_web_factory(workdir):
+    """Each worker process builds the app with mailer.web:app_from_env from the same config file."""
+    with serving(workdir, "--workers", "2", config="[newsletter]\nname = \"Factory Weekly\"\n") as (url, output):
+        page = urllib.request.urlopen(f"{url}/subscribe", timeout=5).read().decode()
+        assert "Factory Weekly" in page
+    assert "Traceback" not in output["err"]
+
+
 @pytest.mark.parametrize("trusted", [False, True])
 def test_forwarded_for_is_trusted_only_from_the_named_proxy(workdir, trusted):
     import httpx

@@ -72,6 +72,28 @@ def test_subscribe_then_confirm(web, outbox):
     assert len(web.store.history(sub.id)) == 2
 
 
+def test_confirmation_mail_comes_from_the_campaign_mime_builder(start_web, db_settings, outbox, tmp_path):
+    """One MIME builder (sending/message.py): 7-bit headers with the domain as IDNA, CRLF only,
+    quoted-printable parts: the same wire form as a campaign message."""
+    from mailer.config import with_overrides
+
+    s = with_overrides(db_settings, newsletter={"from_": "Rust-Wochenschau – TWIR <newsletter@this-week-in-rust.org>"})
+    web = start_web(transport=outbox, settings=s)
+    assert web.http.post("/subscribe", data={"email": "Leser@Bücher.example"}).status_code == 200
+    mails(outbox, count=1)
+    [path] = outbox.dir.glob("*.eml")
+    raw = path.read_bytes()
+    head, body = raw.split(b"\r\n\r\n", 1)
+    assert head.isascii() and b"\n" not in raw.replace(b"\r\n", b"")
+    assert max(len(line) for line in body.split(b"\r\n")) <= 76  # quoted-printable lines
+    msg = email.message_from_bytes(raw, policy=policy.default)
+    assert msg["To"] == "Leser@xn--bcher-kva.example" and msg["Auto-Submitted"] == "auto-replied"
+    assert str(msg["From"]) == "Rust-Wochenschau – TWIR <newsletter@this-week-in-rust.org>"
+    assert {p["Content-Transfer-Encoding"] for p in msg.get_payload()} == {"quoted-printable"}
+    assert web.http.post(confirm_path(msg, web.url)).status_code == 200
+    assert web.store.get("leser@bücher.example").status is Status.SUBSCRIBED
+
+
 def test_same_answer_whatever_the_address_state(web, outbox):
     web.add("member@example.com")
     web.add("left@example.com", status=Status.UNSUBSCRIBED)

@@ -1,7 +1,11 @@
-"""boto3 clients for the admin commands, and AWS failures as one-line errors.
+"""The one boto3 client builder and the one AWS error decoder.
 
-``ses.endpoint_url`` (tests: a local emulator) applies to every service these
-commands use, because an emulator serves SES, SNS and SSM on one endpoint.
+Every AWS client of twir-mail is made by ``build_client`` (SES sending, the
+admin commands, SSM at a Lambda cold start), and every botocore failure is read
+by ``error_code``/``error_message``/``http_status`` and, where a one-line error
+is wanted, ``aws_errors``. ``client(settings, service)`` is the admin
+commands' shorthand: ``ses.endpoint_url`` (tests: a local emulator) applies to
+every service they use, because an emulator serves SES, SNS and SSM on one endpoint.
 """
 
 from __future__ import annotations
@@ -17,23 +21,39 @@ class AwsError(TwirMailError):
     """An AWS call failed: no credentials, endpoint unreachable, or refused."""
 
 
-def client(settings: Settings, service: str):
+def build_client(service: str, *, region: str | None = None, endpoint_url: str | None = None,
+                 attempts: int = 3, pool: int = 10, connect_timeout: float = 5, read_timeout: float = 30):
+    """A boto3 client on its own session (sessions are not thread-safe; clients are).
+
+    ``attempts`` counts the first try: botocore retries only within it. The short connect
+    timeout fails fast on an unreachable endpoint instead of botocore's 60 s default.
+    ``region``/``endpoint_url`` empty: the standard AWS_* variables and files decide.
+    """
     import boto3
     from botocore.config import Config
 
-    # Fail fast on an unreachable endpoint instead of botocore's long default retries.
-    config = Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 2, "mode": "standard"})
+    config = Config(connect_timeout=connect_timeout, read_timeout=read_timeout, max_pool_connections=pool,
+                    retries={"mode": "standard", "total_max_attempts": attempts})
     with aws_errors(f"AWS {service} client"):
-        return boto3.session.Session().client(
-            service, region_name=settings.ses.region or None,
-            endpoint_url=settings.ses.endpoint_url or None, config=config,
-        )
+        return boto3.session.Session().client(service, region_name=region or None,
+                                              endpoint_url=endpoint_url or None, config=config)
+
+
+def client(settings: Settings, service: str):
+    """A client for the admin commands (``ses setup``/``ses status``)."""
+    return build_client(service, region=settings.ses.region, endpoint_url=settings.ses.endpoint_url)
 
 
 def error_code(exc: Exception) -> str:
     """The AWS error code of a botocore ClientError ('' for anything else)."""
     response = getattr(exc, "response", None) or {}
     return str(response.get("Error", {}).get("Code", ""))
+
+
+def error_message(exc: Exception) -> str:
+    """The AWS error message of a botocore ClientError (else the exception's text)."""
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Message", "") or exc)
 
 
 def http_status(exc: Exception) -> int:
@@ -57,7 +77,6 @@ def aws_errors(action: str) -> Iterator[None]:
         raise AwsError(f"{action}: cannot reach the AWS endpoint {getattr(exc, 'kwargs', {}).get('endpoint_url', '')}".rstrip()
                        + " (check ses.endpoint_url, ses.region and the network)") from None
     except bx.ClientError as exc:
-        message = exc.response.get("Error", {}).get("Message", "") or str(exc)
-        raise AwsError(f"{action}: {error_code(exc) or http_status(exc)}: {message.strip()}") from None
+        raise AwsError(f"{action}: {error_code(exc) or http_status(exc)}: {error_message(exc).strip()}") from None
     except bx.BotoCoreError as exc:
         raise AwsError(f"{action}: {exc}") from None

@@ -3,7 +3,9 @@
 The Lambda function's configuration holds only parameter *names*: for every
 ``SSM_TWIR_MAIL_<X>=/path/of/parameter`` variable, the decrypted value of that
 SecureString becomes ``TWIR_MAIL_<X>`` (unless ``TWIR_MAIL_<X>`` is set already,
-which lets a local run override it). One GetParameters call per cold start.
+which lets a local run override it). One GetParameters call per cold start,
+through the shared client builder (mailer/aws/client.py: 5 s connect timeout,
+three attempts), so an unreachable endpoint fails the cold start quickly.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import MutableMapping
 
-from mailer.aws.client import AwsError, aws_errors
+from mailer.aws.client import AwsError, aws_errors, build_client
 
 PREFIX = "SSM_"
 TARGET_PREFIX = "TWIR_MAIL_"
@@ -36,9 +38,7 @@ def load_parameters(environ: MutableMapping[str, str] | None = None, *, client=N
     names = sorted(set(targets.values()))
     with aws_errors("SSM parameters " + ", ".join(names)):
         if client is None:
-            import boto3
-
-            client = boto3.client("ssm")  # region and endpoint from the standard AWS_* variables
+            client = build_client("ssm")  # region and endpoint from the standard AWS_* variables
         values: dict[str, str] = {}
         for start in range(0, len(names), 10):  # GetParameters takes at most 10 names
             answer = client.get_parameters(Names=names[start:start + 10], WithDecryption=True)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import click
 
+from mailer.atomicfile import write_files
 from mailer.cli import err, pass_ctx
 from mailer.errors import TwirMailError
 
@@ -16,24 +16,11 @@ def _kib(n: int) -> str:
 
 
 def _write_all(files: dict[Path, str | bytes]) -> None:
-    """Write every file or none: temporary files first, renamed once all are written."""
-    temps = {path: path.with_name(f".{path.name}.tmp") for path in files}
-    renamed: list[Path] = []
-    path = next(iter(files))
+    """Write every file or none (see mailer/atomicfile.py)."""
     try:
-        for path, data in files.items():
-            if isinstance(data, bytes):
-                temps[path].write_bytes(data)
-            else:
-                temps[path].write_text(data, encoding="utf-8")
-        for path, tmp in temps.items():
-            tmp.replace(path)
-            renamed.append(path)
+        write_files(files)
     except OSError as exc:
-        for leftover in [*temps.values(), *renamed]:
-            with contextlib.suppress(OSError):
-                leftover.unlink(missing_ok=True)
-        raise TwirMailError(f"cannot write: {exc.strerror}", path=path) from None
+        raise TwirMailError(f"cannot write: {exc.strerror}", path=exc.filename) from None
 
 
 def render_one(file: str, out_dir: Path, settings) -> str:

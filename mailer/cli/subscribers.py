@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import csv
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import click
 
+from mailer.atomicfile import atomic_open
 from mailer.cli import pass_ctx
 from mailer.errors import SubscriberError, TwirMailError
 from mailer.models import Status
@@ -178,18 +177,11 @@ def export(ctx, list_name, status, output) -> None:
 
 
 def _export_to(target: Path, rows) -> int:
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            n = _write_csv(fh, rows)
-        os.replace(tmp, target)  # never a half-written export
-        return n
+    try:  # never a half-written export; private: it is a list of people's addresses
+        with atomic_open(target, "w", encoding="utf-8", newline="", private=True) as fh:
+            return _write_csv(fh, rows)
     except OSError as exc:
         raise TwirMailError(f"cannot write export: {exc.strerror}", path=target) from None
-    finally:
-        if tmp and os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _write_csv(fh, rows) -> int:

@@ -35,7 +35,7 @@ def serve(ctx, host: str | None, port: int | None, workers: int, forwarded_allow
 
         if settings.config_path:
             os.environ["TWIR_MAIL_CONFIG"] = str(settings.config_path)
-        uvicorn.run("mailer.web.aws_lambda:asgi_app", factory=True, host=host, port=port, workers=workers,
+        uvicorn.run("mailer.web:app_from_env", factory=True, host=host, port=port, workers=workers,
                     log_level="warning", **proxy)
     else:
         uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", **proxy)

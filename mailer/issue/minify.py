@@ -2,16 +2,16 @@
 
 Only whitespace and CSS comments are touched, never markup, so it cannot
 change what a client shows: outside ``<pre>`` a run of whitespace becomes one
-space (or one newline if it held one). Lines are then kept under
-``MAX_LINE`` characters by turning an existing space into a newline, because
-SMTP forbids lines over 998 octets and some relays break them mid-tag.
+space (or one newline if it held one). Line length is not its concern: every
+part of a message is quoted-printable (sending/message.py), whose lines are at
+most 76 characters whatever the HTML's lines are, so SMTP's 998-octet limit
+holds for any HTML.
 """
 
 from __future__ import annotations
 
 import re
 
-MAX_LINE = 900
 _PROTECTED = re.compile(r"(<pre\b.*?</pre>|<textarea\b.*?</textarea>)", re.S | re.I)
 _STYLE = re.compile(r"(<style\b[^>]*>)(.*?)(</style>)", re.S | re.I)
 _CSS_COMMENT = re.compile(r"/\*.*?\*/", re.S)
@@ -31,70 +31,8 @@ def _collapse(chunk: str) -> str:
 
 
 def minify(html: str) -> str:
-    """Collapse whitespace outside <pre>, compact <style> blocks, cap line length."""
+    """Collapse whitespace outside <pre>, compact <style> blocks."""
     html = _STYLE.sub(_css, html)
     parts = _PROTECTED.split(html)
     # Odd indexes are the protected <pre>/<textarea> blocks.
-    html = "".join(p if i % 2 else _collapse(p) for i, p in enumerate(parts))
-    return break_long_lines(html)
-
-
-def _break_points(line: str) -> list[int]:
-    """Indexes of spaces where a newline means the same as the space.
-
-    Not inside a quoted attribute value, and not inside <pre> (callers only
-    pass lines whose <pre> content is short, since code lines are short).
-    """
-    points = []
-    in_tag = False
-    quote = ""
-    for i, ch in enumerate(line):
-        if quote:
-            if ch == quote:
-                quote = ""
-        elif in_tag:
-            if ch in "\"'":
-                quote = ch
-            elif ch == ">":
-                in_tag = False
-            elif ch == " ":
-                points.append(i)
-        elif ch == "<":
-            in_tag = True
-        elif ch == " ":
-            points.append(i)
-    return points
-
-
-def _pre_spans(text: str) -> list[tuple[int, int]]:
-    return [m.span() for m in _PROTECTED.finditer(text)]
-
-
-def break_long_lines(html: str, limit: int = MAX_LINE) -> str:
-    if all(len(line) <= limit for line in html.split("\n")):
-        return html
-    pre = _pre_spans(html)
-    out = []
-    offset = 0
-    for line in html.split("\n"):
-        if len(line) > limit:
-            line = _break_line(line, limit, offset, pre)
-        out.append(line)
-        offset += len(line) + 1
-    return "\n".join(out)
-
-
-def _break_line(line: str, limit: int, offset: int, pre: list[tuple[int, int]]) -> str:
-    inside_pre = lambda i: any(a <= offset + i < b for a, b in pre)  # noqa: E731
-    points = [p for p in _break_points(line) if not inside_pre(p)]
-    chars = list(line)
-    start = 0
-    last = None
-    for p in points:
-        if p - start > limit and last is not None:
-            chars[last] = "\n"
-            start = last + 1
-        last = p
-    if len(line) - start > limit and last is not None and last > start:
-        chars[last] = "\n"
-    return "".join(chars)
+    return "".join(p if i % 2 else _collapse(p) for i, p in enumerate(parts))

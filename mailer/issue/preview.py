@@ -1,9 +1,11 @@
 """`preview`: a local page showing the email as desktop, mobile, dark and text.
 
-Standard-library HTTP server (no extra dependency, loopback by default). The
-file is re-rendered when its modification time changes; the page polls
-``/version`` and reloads the frame, so editing the Markdown updates the view.
-A render error is shown in the page instead of stopping the server.
+Standard-library HTTP server (loopback by default). A watchfiles watcher on
+the file's folder re-renders it whenever it is written, replaced (editors that
+save through a rename), deleted or restored: the operating system's change
+events, not polling of modification times. The page polls ``/version`` and
+reloads the frame, so editing the Markdown updates the view. A render error is
+shown in the page instead of stopping the server.
 """
 
 from __future__ import annotations
@@ -73,32 +75,23 @@ poll();
 
 
 class PreviewState:
-    """The rendered issue, refreshed whenever the file's mtime changes."""
+    """The rendered issue, re-rendered by a watcher thread whenever the file changes."""
 
     def __init__(self, path: Path, settings: Settings):
         self.path = path
         self.settings = settings
         self.lock = threading.Lock()
-        self.mtime: float | None = None
         self.version = 0
         self.html = "<!doctype html><p>Not rendered yet.</p>"
         self.text = ""
         self.sizes = ""
         self.error = ""
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     def refresh(self) -> None:
-        try:
-            mtime = self.path.stat().st_mtime_ns
-        except OSError as exc:
-            with self.lock:
-                # Forget the old mtime: the file may come back unchanged (git checkout, cp -p).
-                self.mtime = None
-                self.error = f"{self.path}: cannot read: {exc.strerror}"
-            return
+        """Render the file as it is now (or note why it cannot be read)."""
         with self.lock:
-            if mtime == self.mtime:
-                return
-            self.mtime = mtime
             try:
                 rendered = render_issue(parse_issue(self.path), self.settings)
             except TwirMailError as exc:
@@ -108,17 +101,50 @@ class PreviewState:
                 self.sizes = f"{rendered.html_bytes / 1024:.1f} KiB HTML, {rendered.text_bytes / 1024:.1f} KiB text"
             self.version += 1
 
+    def watch(self) -> None:
+        """Start re-rendering on every change of the file (until ``close``)."""
+        self._watcher = threading.Thread(target=self._watch, name="preview-watch", daemon=True)
+        self._watcher.start()
+
+    def _watch(self) -> None:
+        import watchfiles
+
+        # The folder, not the file: an editor saving through a rename replaces the file's inode.
+        name = self.path.name
+        try:
+            for _ in watchfiles.watch(self.path.parent, watch_filter=lambda _, changed: Path(changed).name == name,
+                                      recursive=False, stop_event=self._stop, raise_interrupt=False):
+                self.refresh()
+        except Exception as exc:  # noqa: BLE001 - e.g. the OS watch limit: say so in the page
+            with self.lock:
+                self.error = f"{self.path}: cannot watch for changes: {exc}"
+                self.version += 1
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+
     def status(self) -> dict:
         with self.lock:
             return {"version": self.version, "error": self.error,
                     "status": self.sizes if not self.error else "render failed"}
 
 
+class PreviewServer(ThreadingHTTPServer):
+    daemon_threads = True
+    state: PreviewState | None = None  # None while the constructor runs (a failed bind closes it)
+
+    def server_close(self) -> None:
+        super().server_close()
+        if self.state is not None:
+            self.state.close()
+
+
 def _handler(state: PreviewState):
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 (http.server's naming)
             route = self.path.split("?", 1)[0]
-            state.refresh()
             if route == "/":
                 self.send(PAGE.format(name=html.escape(state.path.name)), "text/html")
             elif route == "/email.html":
@@ -147,15 +173,16 @@ def _handler(state: PreviewState):
     return Handler
 
 
-def make_server(path: str | Path, settings: Settings, *, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
-    """A ready-to-serve preview server (``server.server_address`` has the real port)."""
+def make_server(path: str | Path, settings: Settings, *, host: str = "127.0.0.1", port: int = 0) -> PreviewServer:
+    """A ready-to-serve preview server (``server.server_address`` has the real port);
+    ``server_close()`` also stops watching the file."""
     path = Path(path)
     state = PreviewState(path, settings)
-    state.refresh()
     try:
-        server = ThreadingHTTPServer((host, port), _handler(state))
+        server = PreviewServer((host, port), _handler(state))
     except OSError as exc:
         raise TwirMailError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    server.daemon_threads = True
-    server.state = state  # type: ignore[attr-defined]
+    server.state = state
+    state.watch()  # before the first render, so no change after it is missed
+    state.refresh()
     return server

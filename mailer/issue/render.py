@@ -7,7 +7,7 @@ Stages (timed for bench/render.py):
    whitespace inside <pre>, which would flatten every code block.
 4. inline: premailer inlines content.css (link, code, heading styles); the
    layout's own <style> blocks (mobile + dark mode) are marked ignore, kept as is
-5. minify: whitespace only, lines < 900 chars
+5. minify: whitespace only
 6. text: the plain-text part from the same content fragment (mailer.issue.textpart)
 """
 

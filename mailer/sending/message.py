@@ -1,6 +1,8 @@
 """Build the MIME message: rendered once per send, personalised per recipient.
 
-``MessageTemplate`` quoted-printable-encodes the text and HTML parts once.
+``MimeMessage`` is the one MIME builder (campaign messages through
+``MessageTemplate``, and one-off mails such as the subscribe confirmation). It
+quoted-printable-encodes the text and HTML parts once.
 Only the lines holding ``UNSUBSCRIBE_PLACEHOLDER`` are kept raw and encoded
 per recipient, so a recipient costs a few short encodes and a join instead of
 a full render or MIME serialisation.
@@ -115,35 +117,75 @@ def _address_ascii(address: str) -> str:
         raise TransportError(f"invalid domain in {address!r}") from None
 
 
+def _head(lines: list[str]) -> bytes:
+    return ("\r\n".join(lines) + "\r\n").encode("ascii")
+
+
+class MimeMessage:
+    """A text + HTML message (multipart/alternative, quoted-printable), encoded once.
+
+    The one MIME builder: campaign messages (``MessageTemplate``) and one-off mails
+    such as the subscribe confirmation are both made here. ``build`` adds the
+    per-recipient headers and fills the unsubscribe placeholder, if the parts have one.
+    """
+
+    def __init__(self, *, from_: str, subject: str, text: str, html: str, reply_to: str = "",
+                 headers: tuple[str, ...] = ()):
+        self.sender_name, sender = parseaddr(from_)
+        self.sender = _address_ascii(sender)  # SES FromEmailAddress and SMTP MAIL FROM: ASCII (IDNA)
+        self.domain = self.sender.rpartition("@")[2]
+        self.subject = subject
+        self.boundary = f"=_twir_{uuid.uuid4().hex}"
+        self.text = _Part("text/plain", text)
+        self.html = _Part("text/html", html)
+        common = [_ascii_header("From", _address_header(from_))]
+        if reply_to:
+            common.append(_ascii_header("Reply-To", _address_header(reply_to)))
+        common += [
+            _ascii_header("Subject", encode_subject(subject)),
+            *headers,
+            "MIME-Version: 1.0",
+            f'Content-Type: multipart/alternative; boundary="{self.boundary}"',
+        ]
+        self._common = _head(common)
+        self._open = f"\r\n--{self.boundary}\r\n".encode("ascii")
+        self._close = f"\r\n--{self.boundary}--\r\n".encode("ascii")
+
+    def build(self, recipient: str, *, url: str = "", headers: list[str] | None = None,
+              extra_headers: dict[str, str] | None = None) -> bytes:
+        """The complete message for one recipient, CRLF line ends, ready for SES Raw or SMTP."""
+        head = [
+            f"To: {_address_ascii(recipient)}",
+            f"Date: {formatdate(usegmt=True)}",
+            f"Message-ID: <{uuid.uuid4().hex}@{self.domain}>",
+            *(headers or []),
+        ]
+        for name, value in (extra_headers or {}).items():
+            head.append(f"{name}: {value}")
+        return b"".join((
+            self._common,
+            _head(head),
+            b"\r\nThis is a multipart message in MIME format.\r\n",
+            self._open, self.text.render(url),
+            self._open, self.html.render(url),
+            self._close,
+        ))
+
+
 class MessageTemplate:
     """Everything about a campaign's message that does not depend on the recipient."""
 
     def __init__(self, rendered: Rendered, settings: Settings, *, subject_prefix: str = ""):
         news = settings.newsletter
-        self.sender_name, sender = parseaddr(news.from_)
-        self.sender = _address_ascii(sender)  # SES FromEmailAddress and SMTP MAIL FROM: ASCII (IDNA)
-        self.domain = self.sender.rpartition("@")[2]
+        self.mime = MimeMessage(from_=news.from_, subject=subject_prefix + rendered.subject, text=rendered.text,
+                                html=rendered.html, reply_to=news.reply_to,
+                                headers=(_ascii_header("List-Id", _list_id(news.list_id)),
+                                         "List-Unsubscribe-Post: List-Unsubscribe=One-Click"))
+        self.sender, self.subject = self.mime.sender, self.mime.subject
         self.mailto = news.unsubscribe_mailto
         self.base_url = settings.web.base_url.rstrip("/")
-        self.subject = subject_prefix + rendered.subject
-        self.boundary = f"=_twir_{uuid.uuid4().hex}"
-        self.text = _Part("text/plain", rendered.text)
-        self.html = _Part("text/html", rendered.html)
-        if not self.text.placeholders or not self.html.placeholders:
+        if not self.mime.text.placeholders or not self.mime.html.placeholders:
             raise TransportError("rendered email lacks the unsubscribe placeholder in its text or HTML part")
-        common = [
-            _ascii_header("From", _address_header(news.from_)),
-            _ascii_header("Subject", encode_subject(self.subject)),
-            _ascii_header("List-Id", _list_id(news.list_id)),
-            "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
-            "MIME-Version: 1.0",
-            f'Content-Type: multipart/alternative; boundary="{self.boundary}"',
-        ]
-        if news.reply_to:
-            common.insert(1, _ascii_header("Reply-To", _address_header(news.reply_to)))
-        self._common = ("\r\n".join(common) + "\r\n").encode("ascii")
-        self._open = f"\r\n--{self.boundary}\r\n".encode("ascii")
-        self._close = f"\r\n--{self.boundary}--\r\n".encode("ascii")
 
     def unsubscribe_url(self, token: str) -> str:
         return f"{self.base_url}/unsubscribe/{token}"
@@ -156,24 +198,10 @@ class MessageTemplate:
         return value
 
     def build(self, recipient: str, token: str, *, extra_headers: dict[str, str] | None = None) -> bytes:
-        """The complete message for one recipient, CRLF line ends, ready for SES Raw or SMTP."""
+        """The campaign message for one recipient: its unsubscribe link in the parts and the headers."""
         url = self.unsubscribe_url(token)
-        head = [
-            f"To: {_address_ascii(recipient)}",
-            f"Date: {formatdate(usegmt=True)}",
-            f"Message-ID: <{uuid.uuid4().hex}@{self.domain}>",
-            f"List-Unsubscribe: {self.list_unsubscribe(url)}",
-        ]
-        for name, value in (extra_headers or {}).items():
-            head.append(f"{name}: {value}")
-        return b"".join((
-            self._common,
-            ("\r\n".join(head) + "\r\n").encode("ascii"),
-            b"\r\nThis is a multipart message in MIME format.\r\n",
-            self._open, self.text.render(url),
-            self._open, self.html.render(url),
-            self._close,
-        ))
+        return self.mime.build(recipient, url=url, headers=[f"List-Unsubscribe: {self.list_unsubscribe(url)}"],
+                               extra_headers=extra_headers)
 
     def sample(self) -> bytes:
         """A complete example message for a placeholder recipient (written by `render`)."""

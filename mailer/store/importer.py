@@ -2,9 +2,10 @@
 
 A bad row is reported as ``file:line: reason`` and skipped. Each batch is
 all-or-nothing, so a crash never leaves half a batch; importing the same file
-again changes nothing, so an interrupted import is simply run again. The same
-suppression rule as ``Store.add`` applies: an import never turns an address
-that left back to subscribed, and a forgotten address stays forgotten.
+again changes nothing, so an interrupted import is simply run again. The rule
+for an address already stored is ``Store.add``'s own (``writes.update_for``): an
+import never turns an address that left back to subscribed, a forgotten address
+stays forgotten, and a name is filled in only where none is stored.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from mailer.store.addresses import normalize
 from mailer.store.engine import utcnow
 from mailer.store.schema import history, list_members, subscribers as S
 from mailer.store.sources import Row, detect_format, read_rows
-from mailer.store.writes import NAME_MAX, Store, history_row, target_status
+from mailer.store.writes import NAME_MAX, Store, history_row, update_for
 
 BATCH = 2000  # rows per transaction: fewer commits, still a short write lock (~0.1 s)
 MAX_MESSAGES = 1000  # bad-row messages kept in the report (all are passed to on_bad)
@@ -181,19 +182,18 @@ def _update_existing(conn: sa.Connection, items: list[_Item], found: dict, now, 
         if row is None:  # deleted meanwhile by another writer: nothing to update
             continue
         old = Status(row.status)
-        target = None if row.forgotten_at else target_status(old, item.status)
-        if target is not None:
-            updates.append({"b_id": row.id, "b_status": target.value, "b_name": row.name or item.name})
-            hist.append(history_row(row.id, old, target, "import", item.detail, now))
+        update = update_for(row, item.status, item.name, overwrite_name=False)
+        if update.status is not None or update.name is not None:
+            updates.append({"b_id": row.id, "b_status": (update.status or old).value,
+                            "b_name": update.name or row.name})
+        if update.status is not None:
+            hist.append(history_row(row.id, old, update.status, "import", item.detail, now))
             report.changed += 1
+        elif old.suppressed and not item.status.suppressed:
+            report.kept_suppressed += 1
         else:
-            if not row.forgotten_at and not row.name and item.name:  # fill a missing name, never overwrite one
-                updates.append({"b_id": row.id, "b_status": old.value, "b_name": item.name})
-            if old.suppressed and not item.status.suppressed:
-                report.kept_suppressed += 1
-            else:
-                report.unchanged += 1
-        if row.forgotten_at is None and not row.on_list:
+            report.unchanged += 1
+        if not update.untouched and not row.on_list:
             members.append(row.id)
     if updates:
         conn.execute(S.update().where(S.c.id == sa.bindparam("b_id")).values(

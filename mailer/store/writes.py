@@ -8,6 +8,8 @@ and it is logged like any other change.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import sqlalchemy as sa
 
 from mailer.errors import StoreConflict, SubscriberError
@@ -36,6 +38,36 @@ def target_status(old: Status, new: Status, resubscribe: bool = False) -> Status
     if old == Status.SUBSCRIBED:
         return None  # never demote a confirmed subscriber to pending
     return new
+
+
+@dataclass(frozen=True)
+class Update:
+    """What an add or import does to a row that already exists (the fields None: keep them)."""
+
+    status: Status | None = None
+    name: str | None = None
+    revive: bool = False  # a forgotten row takes its address back (explicit re-subscription only)
+    untouched: bool = False  # forgotten and staying so: no change, not even list membership
+
+
+def update_for(row, status: Status, name: str | None, *, resubscribe: bool = False,
+               overwrite_name: bool) -> Update:
+    """The one rule for an existing ``row`` (status, name, forgotten_at) seen again with ``status``/``name``.
+
+    Suppression: ``target_status``; a forgotten address stays forgotten unless ``resubscribe``.
+    Names: ``add`` says who the reader is now (``overwrite_name``); an import only fills a missing
+    one, since an old export must not undo a correction made since.
+    """
+    if row.forgotten_at is not None:
+        if not resubscribe:
+            return Update(untouched=True)
+        return Update(status=target_status(Status(row.status), status, True), name=name, revive=True)
+    target = target_status(Status(row.status), status, resubscribe)
+    if overwrite_name:
+        name = name if name and name != row.name else None
+    else:
+        name = name if name and not row.name else None
+    return Update(status=target, name=name)
 
 
 def check_reason(reason: str) -> str:
@@ -102,19 +134,19 @@ class Store(LedgerOps, FeedbackOps, RateLimitOps, StoreBase):
 
     def _update_existing(self, conn, row, display, norm, digest, name, status, resubscribe, reason, detail,
                          list_id, now) -> int:
-        if row.forgotten_at is not None and not resubscribe:
+        update = update_for(row, status, name, resubscribe=resubscribe, overwrite_name=True)
+        if update.untouched:
             return row.id  # erased: stays suppressed and we do not store the address again
         values: dict = {}
-        if row.forgotten_at is not None:
-            values.update(email=display, email_norm=norm, name=name, forgotten_at=None)
-        elif name and name != row.name:
-            values["name"] = name
+        if update.revive:
+            values.update(email=display, email_norm=norm, name=update.name, forgotten_at=None)
+        elif update.name is not None:
+            values["name"] = update.name
         if row.email_hash != digest:  # the secret key changed since this row was written
             values["email_hash"] = digest
-        target = target_status(Status(row.status), status, resubscribe)
-        if target is not None:
-            values["status"] = target.value
-            conn.execute(history.insert().values(history_row(row.id, row.status, target, reason, detail, now)))
+        if update.status is not None:
+            values["status"] = update.status.value
+            conn.execute(history.insert().values(history_row(row.id, row.status, update.status, reason, detail, now)))
         if values:
             conn.execute(S.update().where(S.c.id == row.id).values(updated_at=now, **values))
         self._join(conn, list_id, row.id, now)

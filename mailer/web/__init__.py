@@ -1,7 +1,9 @@
 """The public web app: unsubscribe, subscribe (double opt-in), SES feedback webhook.
 
-``create_app(settings)`` builds a Starlette (ASGI) app, served by
-``twir-mail serve`` (uvicorn) or by AWS Lambda through ``aws_lambda.handler``.
+``create_app(settings)`` builds a Starlette (ASGI) app; ``app_from_env()`` builds
+it from the environment's settings: the factory that ``twir-mail serve``,
+systemd and Docker hand to uvicorn (``uvicorn --factory mailer.web:app_from_env``)
+and that AWS Lambda's adapter (``aws_lambda.handler``) wraps.
 Handlers are async only to read bodies; database and transport work runs in
 the thread pool, since the store is synchronous SQLAlchemy.
 """
@@ -82,3 +84,10 @@ def create_app(settings: Settings, *, store: Any = None, transport: Any = None,
     app = Starlette(routes=routes, exception_handlers=_error_handlers(svc), lifespan=lifespan)
     app.state.services = svc
     return app
+
+
+def app_from_env() -> Starlette:
+    """The app with settings from ``TWIR_MAIL_*`` (and the file ``TWIR_MAIL_CONFIG`` names)."""
+    from mailer.config import load_settings
+
+    return create_app(load_settings())

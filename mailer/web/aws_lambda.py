@@ -1,4 +1,8 @@
-"""AWS Lambda entry point: ``mailer.web.aws_lambda.handler`` (API Gateway or a function URL).
+"""The web app on AWS Lambda: ``mailer.web.aws_lambda.handler`` (API Gateway or a function URL).
+
+Mangum adapts Lambda events to the ASGI app of ``mailer.web.app_from_env``. The
+deployed function's entry is ``mailer.lambda_entry.handler``, which first reads
+its secrets from SSM and then hands every event to this handler.
 
 Settings come from the environment (``TWIR_MAIL_*``, optionally a config file
 named by ``TWIR_MAIL_CONFIG``). The app is built once per container, on the
@@ -15,8 +19,10 @@ _handler = None
 def _build():
     from mangum import Mangum
 
+    from mailer.web import app_from_env
+
     # lifespan "off": a Lambda container has no orderly shutdown to run it on.
-    return Mangum(asgi_app(), lifespan="off")
+    return Mangum(app_from_env(), lifespan="off")
 
 
 def handler(event: dict, context: Any) -> dict:
@@ -24,11 +30,3 @@ def handler(event: dict, context: Any) -> dict:
     if _handler is None:
         _handler = _build()
     return _handler(event, context)
-
-
-def asgi_app():
-    """App factory from the environment (``serve --workers N`` starts one per process)."""
-    from mailer.config import load_settings
-    from mailer.web import create_app
-
-    return create_app(load_settings())

@@ -15,9 +15,6 @@ import datetime as dt
 import enum
 import ipaddress
 import logging
-from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import formatdate, make_msgid, parseaddr
 from urllib.parse import parse_qs
 
 from starlette.concurrency import run_in_threadpool
@@ -26,6 +23,7 @@ from starlette.requests import Request
 
 from mailer.errors import SubscriberError, TransportError
 from mailer.models import Status, Subscriber
+from mailer.sending.message import MimeMessage
 from mailer.tokens import CONFIRM
 from mailer.web.context import CONFIRM_MAX_AGE, Services, drain, read_body
 
@@ -81,18 +79,13 @@ def send_confirmation(svc: Services, sub: Subscriber, list_id: int) -> None:
     s = svc.settings
     url = f"{svc.base_url}/confirm/{svc.signer.confirm_token(sub.id, list_id)}"
     ctx = {"list_title": svc.list_title(list_id), "confirm_url": url}
-    sender = parseaddr(s.newsletter.from_)[1]
-    msg = EmailMessage(policy=SMTP)
-    msg["From"] = s.newsletter.from_
-    msg["To"] = sub.email
-    msg["Subject"] = f"Confirm your subscription to {s.newsletter.name}"
-    msg["Date"] = formatdate(usegmt=True)
-    msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2])
-    msg["Auto-Submitted"] = "auto-replied"  # RFC 3834: answers a request, not a newsletter
-    msg.set_content(svc.pages.text("confirm_email.txt", **ctx))
-    msg.add_alternative(svc.pages.text("confirm_email.html", **ctx), subtype="html")
     try:
-        svc.transport.send(msg.as_bytes(), sender=sender, recipient=sub.email, tags={"kind": "confirm"})
+        mail = MimeMessage(from_=s.newsletter.from_, subject=f"Confirm your subscription to {s.newsletter.name}",
+                           text=svc.pages.text("confirm_email.txt", **ctx),
+                           html=svc.pages.text("confirm_email.html", **ctx))
+        # RFC 3834: this answers a request; it is not a newsletter.
+        raw = mail.build(sub.email, extra_headers={"Auto-Submitted": "auto-replied"})
+        svc.transport.send(raw, sender=mail.sender, recipient=sub.email, tags={"kind": "confirm"})
     except TransportError as exc:
         # Same answer either way: the page must not tell which addresses got mail.
         log.warning("confirmation mail to subscriber %s not sent: %s", sub.id, exc)

@@ -68,6 +68,23 @@ class Report:
         return self.counts.get(DS.SENDING.value, 0)
 
 
+@dataclass(frozen=True)
+class Finished:
+    """A worker is done with one claimed row: its outcome, and why sending must stop (if it must)."""
+
+    outcome: Outcome
+    pause: str | None = None
+
+
+@dataclass(frozen=True)
+class Retrying:
+    """A worker is about to send again after a retryable failure: counted, no row finished."""
+
+
+RETRYING = Retrying()
+Result = Finished | Retrying  # what workers put on the results queue
+
+
 class _Stop:
     """Why the run is winding down (first reason wins)."""
 
@@ -100,43 +117,43 @@ class Sender:
         self.on_progress = on_progress or (lambda p: None)
         self.tags = {"campaign": str(campaign.id), "issue": str(campaign.issue_number)}
         self.work: queue.Queue[Claim | None] = queue.Queue()
-        self.results: queue.Queue[tuple[Outcome, str | None]] = queue.Queue()
+        self.results: queue.Queue[Result] = queue.Queue()
         self.stop = _Stop()
 
     # -- workers ----------------------------------------------------------
     def _worker(self) -> None:
         while (claim := self.work.get()) is not None:
             try:
-                outcome, pause = self._deliver(claim)
+                result = self._deliver(claim)
             except BaseException as exc:  # a bug: keep the row, pause, never lose it
-                outcome, pause = Outcome(claim.delivery_id, DS.QUEUED), f"unexpected {exc!r}"
-            self.results.put((outcome, pause))
+                result = Finished(Outcome(claim.delivery_id, DS.QUEUED), f"unexpected {exc!r}")
+            self.results.put(result)
 
-    def _deliver(self, claim: Claim) -> tuple[Outcome, str | None]:
-        released = Outcome(claim.delivery_id, DS.QUEUED)
+    def _deliver(self, claim: Claim) -> Finished:
+        released = Finished(Outcome(claim.delivery_id, DS.QUEUED))
         token = self.signer.unsubscribe_token(claim.subscriber_id or 0, self.campaign.list_id or 0)
         try:
             raw = self.template.build(claim.email, token)
         except TransportError as exc:
-            return Outcome(claim.delivery_id, DS.FAILED, error=exc.message), None
+            return Finished(Outcome(claim.delivery_id, DS.FAILED, error=exc.message))
         attempt = 0
         while True:
             if self.stop.reason or not self.limiter.acquire():
-                return released, None
+                return released
             try:
                 mid = self.transport.send(raw, sender=self.template.sender, recipient=claim.email, tags=self.tags)
-                return Outcome(claim.delivery_id, DS.SENT, message_id=mid), None
+                return Finished(Outcome(claim.delivery_id, DS.SENT, message_id=mid))
             except RetryableTransportError as exc:
                 attempt += 1
                 if attempt > self.settings.send.max_retries:
-                    return released, f"{exc.message} (still failing after {attempt} tries)"
-                self.results.put((None, None))  # count a retry
+                    return Finished(released.outcome, f"{exc.message} (still failing after {attempt} tries)")
+                self.results.put(RETRYING)
                 if self.limiter.stop_event.wait(backoff(attempt, exc.retry_after)):
-                    return released, None
+                    return released
             except SendingPaused as exc:
-                return released, exc.message
+                return Finished(released.outcome, exc.message)
             except (PermanentTransportError, TransportError) as exc:
-                return Outcome(claim.delivery_id, DS.FAILED, error=exc.message), None
+                return Finished(Outcome(claim.delivery_id, DS.FAILED, error=exc.message))
 
     # -- coordinator ------------------------------------------------------
     def run(self) -> Report:
@@ -181,14 +198,15 @@ class Sender:
         consecutive = 0
         while True:
             block = in_flight > 0 and (in_flight >= self.workers or exhausted or self.stop.reason)
-            for outcome, pause in self._drain(block):
-                if outcome is None:
+            for result in self._drain(block):
+                if isinstance(result, Retrying):
                     progress.retries += 1
                     continue
+                outcome = result.outcome
                 in_flight -= 1
                 pending.append(outcome)
-                if pause:
-                    self.stop.set(pause)
+                if result.pause:
+                    self.stop.set(result.pause)
                     self.limiter.stop()
                 if outcome.status == DS.SENT:
                     progress.sent += 1
@@ -213,7 +231,7 @@ class Sender:
             if in_flight == 0 and (exhausted or self.stop.reason):
                 return
 
-    def _drain(self, block: bool) -> list:
+    def _drain(self, block: bool) -> list[Result]:
         items = []
         if block:
             try:

@@ -1,17 +1,17 @@
 """The outbox transport: one ``.eml`` file per message, written atomically.
 
-Each file is written under a temporary name and renamed into place, so a
-reader (or a crash) never sees half a message: a file either is complete
-or does not exist.
+Each file is written under a temporary name and renamed into place
+(mailer/atomicfile.py), so a reader (or a crash) never sees half a message:
+a file either is complete or does not exist.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import uuid
 from pathlib import Path
 
+from mailer.atomicfile import atomic_open
 from mailer.errors import SendingPaused
 from mailer.sending.transport.base import Transport
 
@@ -40,16 +40,10 @@ class OutboxTransport(Transport):
         prefix = "-".join(_UNSAFE.sub("_", tags[k]) for k in ("issue", "campaign") if k in tags)
         name = f"{prefix + '-' if prefix else ''}{_UNSAFE.sub('_', recipient)[:100]}-{msg_id}.eml"
         final = self.dir / name
-        tmp = self.dir / f".{name}.tmp"
         try:
-            with open(tmp, "wb") as fh:
+            with atomic_open(final) as fh:
                 fh.write(raw)
-            os.replace(tmp, final)
         except OSError as exc:
-            try:
-                tmp.unlink(missing_ok=True)
-            except OSError:
-                pass
             # A full disk or a permission problem affects every message alike.
             raise SendingPaused(f"cannot write to the outbox: {exc.strerror}", path=final) from None
         return f"outbox-{msg_id}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+from mailer.aws.client import AwsError, build_client, error_code, error_message, http_status
 from mailer.config import Ses
 from mailer.errors import ConfigError, PermanentTransportError, RetryableTransportError, SendingPaused, TransportError
 from mailer.sending.transport.base import Transport
@@ -33,10 +34,7 @@ _TAG_SAFE = re.compile(r"[^A-Za-z0-9_.@-]")
 
 def classify_client_error(exc) -> TransportError:
     """Map a botocore ClientError to retryable / permanent / paused."""
-    err = exc.response.get("Error", {})
-    code = err.get("Code", "")
-    message = err.get("Message", "") or str(exc)
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    code, message, status = error_code(exc), error_message(exc), http_status(exc)
     text = f"SES {code or status}: {message}"
     if code in PAUSE_CODES or "daily message quota" in message.lower():
         return SendingPaused(text, code=code)
@@ -58,17 +56,11 @@ class SesTransport(Transport):
 
     @staticmethod
     def _client(cfg: Ses, workers: int, max_attempts: int, service: str = "sesv2"):
-        import boto3
-        from botocore.config import Config
-        from botocore.exceptions import BotoCoreError
-
-        config = Config(retries={"mode": "standard", "total_max_attempts": max_attempts},
-                        max_pool_connections=max(10, workers + 2), connect_timeout=10, read_timeout=30)
         try:
-            return boto3.session.Session().client(
-                service, region_name=cfg.region, endpoint_url=cfg.endpoint_url or None, config=config)
-        except BotoCoreError as exc:  # e.g. AWS_PROFILE names a profile that does not exist
-            raise ConfigError(f"AWS configuration: {exc}", setting="AWS credentials") from None
+            return build_client(service, region=cfg.region, endpoint_url=cfg.endpoint_url,
+                                attempts=max_attempts, pool=max(10, workers + 2), connect_timeout=10)
+        except AwsError as exc:  # e.g. AWS_PROFILE names a profile that does not exist
+            raise ConfigError(exc.message, setting="AWS credentials") from None
 
     def send(self, raw: bytes, *, sender: str, recipient: str, tags: dict[str, str]) -> str:
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
@@ -121,7 +113,7 @@ class SesTransport(Transport):
             rate = self._client(self.cfg, 1, 3, "ses").get_send_quota().get("MaxSendRate")
             return float(rate) if rate else 0.0
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
+            code = error_code(exc)
             if code in DENIED_CODES:
                 raise SendingPaused(f"SES {code}: these credentials may not read the sending quota; allow "
                                     "ses:GetAccount or ses:GetSendQuota, or give --rate or [ses] rate",
