@@ -13,7 +13,7 @@ from mailer.sending import campaign as cmp
 
 from mailer.config import with_overrides
 from mailer.errors import CampaignError, ConfigError
-from mailer.models import CampaignStatus, Status
+from mailer.models import CampaignStatus, Claim, Status
 from mailer.tokens import UNSUBSCRIBE, Signer
 from mailer.sending.transport import open_transport
 from tests.fixtures.send import FaultInjector, add_subscribers, make_rendered
