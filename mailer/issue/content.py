@@ -5,7 +5,11 @@ says what the web page says. Then clean-up for email:
 - HTML comments go (drafts are full of them);
 - raw "HTML" that is really Rust syntax (``Vec<T>``, ``only-<platforms>``)
   is escaped so it shows as text instead of vanishing as an unknown tag;
-- heading ids go (no anchors in email), every image gets an ``alt``.
+- heading ids go (no anchors in email), every image gets an ``alt``;
+- headings are re-levelled (``outline_headings``): the issue title is the
+  email's one ``<h1>``, so the content's top level becomes ``<h2>`` and no
+  level is skipped, whatever the era (2013-2015 issues use ``#`` for
+  sections, later ones ``##``; some jump from ``#`` to ``###``).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ HTML_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)  # an unclosed one runs to
 _LT = re.compile(r"<")
 _HEADING_ID = re.compile(r'(<h[1-6]) id="[^"]*"')
 _IMG_NO_ALT = re.compile(r"<img(?![^>]*\salt=)([^>]*?)(/?)>")
+_HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
 _EMPTY_P = re.compile(r"<p>\s*</p>\n?")
 # C0 controls are invalid in HTML, and Python-Markdown uses \x02/\x03 as its own markers.
 CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -101,3 +106,20 @@ def clean_html(html: str) -> str:
 def content_html(body: str) -> str:
     """The email's content fragment for a Markdown body."""
     return clean_html(markdown_html(body))
+
+
+def outline_headings(fragment) -> None:
+    """Re-level the headings of a parsed content fragment in place (see module docstring).
+
+    The top level used becomes ``<h2>``; a heading is at most one level below
+    the one before it, so the outline has no gaps (``#``, ``###`` -> h2, h3).
+    """
+    headings = [el for el in fragment.iter(*_HEADINGS)]
+    if not headings:
+        return
+    top = min(int(h.tag[1]) for h in headings)
+    previous = 1  # the title
+    for h in headings:
+        level = max(2, min(int(h.tag[1]) - top + 2, previous + 1, 6))
+        h.tag = f"h{level}"
+        previous = level
