@@ -329,7 +329,7 @@ def _validate_urls(s: Settings, bad) -> None:
     for section, key in _REQUIRED_URLS + _OPTIONAL_URLS:
         url = getattr(getattr(s, section), key)
         if (url or (section, key) in _REQUIRED_URLS) and not is_http_url(url):
-            bad(f"{section}.{key}", f"{url!r} is not an absolute http(s) URL")
+            bad(f"{section}.{key}", f"{url!r} is not an http(s) URL (absolute, without spaces)")
 
 
 def _validate_list_headers(s: Settings, bad) -> None:

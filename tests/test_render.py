@@ -117,6 +117,92 @@ def test_corpus_pseudo_tags_kept_as_text(rendered_corpus):
     assert "only-<platforms>" in issue_html.text
 
 
+HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
+
+
+def outline(root) -> list[int]:
+    return [int(h.tag[1]) for h in root.iter(*HEADINGS)]
+
+
+def test_corpus_one_h1_and_no_skipped_heading_level(rendered_corpus):
+    """Every era: the title is the one <h1>, content starts at <h2>, no level skipped."""
+    for path, issue, rendered in rendered_corpus:
+        doc = lxml_html.document_fromstring(rendered.html)
+        (h1,) = doc.iter("h1")
+        assert h1.text_content().strip() == issue.title, path
+        levels = outline(doc)
+        assert levels[0] == 1 and 1 not in levels[1:], (path, levels)
+        assert all(b <= a + 1 for a, b in zip(levels, levels[1:])), (path, levels)
+
+
+def test_corpus_no_whitespace_in_any_href(rendered_corpus):
+    for path, _, rendered in rendered_corpus:
+        doc = lxml_html.document_fromstring(rendered.html)
+        for el in doc.xpath("//*[@href or @src]"):
+            for url in (el.get("href"), el.get("src")):
+                assert url is None or not re.search(r"\s", url), (path, url)
+
+
+def test_corpus_logo_is_the_configured_absolute_url(rendered_corpus):
+    from mailer.config import Settings
+
+    logo_url = Settings().newsletter.logo_url
+    assert logo_url.startswith("https://") and logo_url.endswith("/images/logo400.png")
+    for path, _, rendered in rendered_corpus:
+        doc = lxml_html.document_fromstring(rendered.html)
+        (logo,) = doc.find_class("logo")
+        (img,) = logo.iter("img")
+        # Decorative: the <h1> right below names the newsletter, so images-off says it once.
+        assert img.get("src") == logo_url and img.get("alt") == "", path
+        assert 2 * int(img.get("width")) <= 400, path  # the 400 px source is sharp on 2x screens
+
+
+def test_headings_are_relevelled_without_gaps():
+    from mailer.issue.content import outline_headings
+
+    def levels(html):
+        frag = lxml_html.fragment_fromstring(html, create_parent="div")
+        outline_headings(frag)
+        return outline(frag)
+
+    # 2013-2015: `#` sections with `##` below; 2018: `#` then `###` (a skipped level).
+    assert levels("<h1>a</h1><h2>b</h2><h1>c</h1><h3>d</h3><h3>e</h3>") == [2, 3, 2, 3, 3]
+    # 2021 on: `##` sections; a later `#` (raw HTML or a stray one) still starts at h2.
+    assert levels("<h2>a</h2><h3>b</h3><h4>c</h4><h2>d</h2>") == [2, 3, 4, 2]
+    assert levels("<h3>a</h3><h6>b</h6><h1>c</h1>") == [2, 3, 2]
+    assert levels("<p>no headings</p>") == []
+
+
+def test_preheader_hidden_without_low_contrast_text(sample):
+    doc = lxml_html.document_fromstring(sample.html)
+    (pre,) = doc.find_class("preheader")
+    style = pre.get("style").replace(" ", "")
+    assert "display:none" in style and sample.preheader in pre.text_content()
+    # SpamAssassin's HTML_FONT_LOW_CONTRAST: no colour and no tiny font on hidden text.
+    assert "color" not in style and "font-size" not in style
+
+
+def test_postal_address_and_sponsor_in_both_parts(issue_file, settings):
+    s = with_overrides(settings, newsletter={"postal_address": "This Week in Rust\n 1 Main St,\nSpringfield "},
+                       sponsor={"name": "Acme", "url": "https://acme.example/", "logo": "https://acme.example/l.png",
+                                "text": "Builds, but faster."})
+    rendered = render_issue(parse_issue(issue_file()), s)
+    doc = lxml_html.document_fromstring(rendered.html)
+    footer = " ".join(doc.find_class("ft")[0].text_content().split())
+    assert footer.endswith("This Week in Rust, 1 Main St, Springfield")
+    assert rendered.text.rstrip().endswith("This Week in Rust, 1 Main St, Springfield")
+    (panel,) = doc.find_class("sponsor-text")
+    for br in panel.iter("br"):
+        br.tail = "\n" + (br.tail or "")
+    said = [" ".join(line.split()) for line in panel.text_content().strip().split("\n")]
+    assert said == ["This issue is sponsored by Acme.", "Builds, but faster."]
+    assert "\n".join(said + ["https://acme.example/"]) in rendered.text  # the same words in the plain part
+    (link,) = panel.iter("a")
+    assert link.get("href") == "https://acme.example/"
+    (logo,) = doc.find_class("sponsor-logo")
+    assert [i.get("src") for i in logo.iter("img")] == ["https://acme.example/l.png"]
+
+
 def test_draft_renders(draft, settings):
     rendered = render_issue(parse_issue(draft), settings)
     assert "Rusty Events" in rendered.text and rendered.html_bytes > 10 * KIB
@@ -161,7 +247,7 @@ def test_email_structure(sample):
     assert all(img.get("alt") is not None for img in doc.iter("img"))
     css = "".join(doc.xpath("//style/text()"))
     dark = css[css.index("prefers-color-scheme:dark"):]
-    assert "!important" in dark and ".c a{color:" in dark
+    assert "!important" in dark and re.search(r"\.c a[,{][^}]*color:#ffa657", dark)
     assert "max-width:479px" in css
     # Content styles are inlined (clients without <style> support still get them).
     a = next(content.iter("a"))
@@ -210,11 +296,12 @@ def test_sponsor_from_settings_and_issue_override(issue_file, settings):
                                           "text": "Fast CI for Rust."})
     r = render_issue(parse_issue(issue_file()), s)
     assert "Acme Builds" in r.html and 'href="https://acme.example"' in r.html
-    assert "This issue is sponsored by Acme Builds: https://acme.example\nFast CI for Rust." in r.text
+    assert "This issue is sponsored by Acme Builds.\nFast CI for Rust.\nhttps://acme.example\n" in r.text
     r = render_issue(parse_issue(issue_file(Sponsor="Other Co | https://other.example | https://other.example/l.png")), s)
     assert "Other Co" in r.html and "Acme" not in r.html + r.text
     doc, _ = content_of(r.html)
-    assert doc.xpath("//img[@src='https://other.example/l.png']/@alt") == ["Other Co"]
+    # Decorative: the linked name next to it says who it is (images off: not said twice).
+    assert doc.xpath("//img[@src='https://other.example/l.png']/@alt") == [""]
     r = render_issue(parse_issue(issue_file(Sponsor="none")), s)
     assert "sponsored" not in r.html + r.text
     r = render_issue(parse_issue(issue_file()), settings)
@@ -232,7 +319,8 @@ def test_footer_lines_wrap_at_78_columns(issue_file, settings):
     for line in footer.split("\n"):
         assert len(line) <= 78 or (" " not in line.strip() and "://" in line), line
     flat = " ".join(footer.split())
-    assert "sponsored by The Very Long Sponsor Company Name Incorporated: https://sponsor.example.com/" in flat
+    assert "sponsored by The Very Long Sponsor Company Name Incorporated. We build fast" in flat
+    assert "\nhttps://sponsor.example.com/landing/page?utm_source=twir\n" in footer
     assert "You receive This Week in Rust, the weekly newsletter of the Rust community because" in flat
 
 

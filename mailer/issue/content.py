@@ -111,15 +111,15 @@ def content_html(body: str) -> str:
 def outline_headings(fragment) -> None:
     """Re-level the headings of a parsed content fragment in place (see module docstring).
 
-    The top level used becomes ``<h2>``; a heading is at most one level below
-    the one before it, so the outline has no gaps (``#``, ``###`` -> h2, h3).
+    A heading goes one level below the nearest earlier heading of a higher source
+    level (<h2> when there is none), so siblings stay siblings and nothing is
+    skipped: ``#, ##, #, ###, ###`` becomes h2, h3, h2, h3, h3.
     """
-    headings = [el for el in fragment.iter(*_HEADINGS)]
-    if not headings:
-        return
-    top = min(int(h.tag[1]) for h in headings)
-    previous = 1  # the title
-    for h in headings:
-        level = max(2, min(int(h.tag[1]) - top + 2, previous + 1, 6))
+    parents: list[tuple[int, int]] = []  # (source level, new level) of the open sections
+    for h in fragment.iter(*_HEADINGS):
+        source = int(h.tag[1])
+        while parents and parents[-1][0] >= source:
+            parents.pop()
+        level = min(parents[-1][1] + 1, 6) if parents else 2
+        parents.append((source, level))
         h.tag = f"h{level}"
-        previous = level
