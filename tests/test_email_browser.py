@@ -109,22 +109,25 @@ def browsers():
 
 
 PROBE = """() => {
-  const css = sel => { const el = document.querySelector(sel); return el ? getComputedStyle(el) : null; };
-  const visible = el => { const r = el.getBoundingClientRect(); return r.width > 0 && r.height > 0; };
+  // A missing element reads as null (the assertion then names it) rather than a JS error.
+  const css = sel => { const el = document.querySelector(sel); return el ? getComputedStyle(el) : {}; };
+  const visible = el => { if (!el) return false; const r = el.getBoundingClientRect(); return r.width > 0 && r.height > 0; };
   const imgs = [...document.images];
   return {
     scroll: document.documentElement.scrollWidth,
     right: Math.max(...[...document.querySelectorAll('.c, .c *')].map(e => e.getBoundingClientRect().right)),
     h1: [...document.querySelectorAll('h1')].filter(visible).map(e => e.innerText),
-    header: document.querySelector('.hd').innerText,
+    // What a reader sees with images off: the text, plus the alt text of images that did not load.
+    header: [...document.querySelectorAll('.hd img')].filter(i => !i.naturalWidth).map(i => i.alt)
+              .concat([(document.querySelector('.hd') || {}).innerText]).join(' '),
     preheader: visible(document.querySelector('.preheader')),
     logo_loaded: imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0),
     logo_width: imgs.length ? imgs[0].getBoundingClientRect().width : 0,
     page: css('body').backgroundColor,
     card: css('.card > table').backgroundColor,
-    code: css('.codehilite') ? css('.codehilite').backgroundColor : null,
-    inline_code: css('.c p code, .c li code') ? css('.c p code, .c li code').backgroundColor : null,
-    inline_code_text: css('.c p code, .c li code') ? css('.c p code, .c li code').color : null,
+    code: css('.codehilite').backgroundColor,
+    inline_code: css('.c p code, .c li code').backgroundColor,
+    inline_code_text: css('.c p code, .c li code').color,
     sponsor: css('.sponsor > table > tbody > tr > td').backgroundColor,
     text: css('.content div').color,
     link: css('.c a').color,
@@ -136,9 +139,14 @@ PROBE = """() => {
     th_wrap: [...document.querySelectorAll('.c th')].map(th => th.getClientRects().length
                && th.offsetHeight > parseFloat(getComputedStyle(th).lineHeight) * 1.6
                ? th.innerText : null).filter(Boolean),
+    // Where the first character of each code block sits, relative to the block's padding edge.
     code_indent: [...document.querySelectorAll('.c pre code')].map(c => {
-        const pre = c.closest('pre').getBoundingClientRect(), r = c.getClientRects()[0];
-        return r ? Math.round(r.left - pre.left - parseFloat(getComputedStyle(c.closest('pre')).paddingLeft)) : 0; }),
+        const pre = c.closest('pre'), text = document.createTreeWalker(c, NodeFilter.SHOW_TEXT).nextNode();
+        if (!text || !text.data) return 0;
+        const range = document.createRange();
+        range.setStart(text, 0); range.setEnd(text, 1);
+        return Math.round(range.getClientRects()[0].left - pre.getBoundingClientRect().left
+                          - parseFloat(getComputedStyle(pre).paddingLeft)); }),
   };
 }"""
 
@@ -215,16 +223,17 @@ def test_images_retina_and_nothing_said_twice_without_them(probes, eras):
 def test_text_contrast_is_aa_and_surfaces_are_apart(probes, scheme):
     for era in ERAS:
         p = probes[era, 600, scheme]
+        # Structure: the card stands off the page, code blocks off the card (the old dark: 1.09 and 1.16).
+        assert contrast(p["card"], p["page"]) >= 1.2, (era, scheme, p["card"], p["page"])
+        if p["code"]:
+            assert contrast(p["code"], p["card"]) >= 1.2, (era, scheme, p["code"], p["card"])
         text_on = {  # text colour -> the surface it sits on
             "text": "card", "link": "card", "title": "page", "muted": "page", "muted_link": "page",
             "sponsor_text": "sponsor", "sponsor_link": "sponsor",
         }
         for text, surface in text_on.items():
+            assert p[text] and p[surface], (era, scheme, text, surface, "not found")
             ratio = contrast(p[text], p[surface])
             assert ratio >= 4.5, (era, scheme, text, p[text], surface, p[surface], round(ratio, 2))
         if p["inline_code"]:
             assert contrast(p["inline_code_text"], p["inline_code"]) >= 4.5, (era, scheme)
-        # Structure: the card stands off the page, code blocks off the card (the old dark: 1.09 and 1.16).
-        assert contrast(p["card"], p["page"]) >= 1.2, (era, scheme, p["card"], p["page"])
-        if p["code"]:
-            assert contrast(p["code"], p["card"]) >= 1.2, (era, scheme, p["code"], p["card"])
