@@ -22,8 +22,9 @@ from tests.fixtures.core import skip_unless
 
 pytestmark = pytest.mark.browser
 
-# Old `#` sections + IRC-style quote, 2015 code blocks, 2018 `#`/`###` jumps, a 2025 perf table.
-ERAS = ("2013-06-29", "2015-03-16", "2018-07-10", "2025-04-09")
+# Old `#` sections, a 2015 IRC quote in a code block, 2018 `#`/`###` jumps, the 2022 six-column
+# perf table (wider than a phone), a 2025 perf table (its headers broke as "mea n").
+ERAS = ("2013-06-29", "2015-03-16", "2018-07-10", "2022-05-11", "2025-04-09")
 WIDTHS = (600, 375)
 MODES = ("light", "dark", "forced", "noimages")
 POSTAL = "This Week in Rust, 123 Example Street, Springfield, USA"
@@ -115,7 +116,7 @@ PROBE = """() => {
   const imgs = [...document.images];
   return {
     scroll: document.documentElement.scrollWidth,
-    right: Math.max(...[...document.querySelectorAll('.c, .c *')].map(e => e.getBoundingClientRect().right)),
+    right: Math.max(...[...document.querySelectorAll('.c, .c *:not(.tw *)')].map(e => e.getBoundingClientRect().right)),
     h1: [...document.querySelectorAll('h1')].filter(visible).map(e => e.innerText),
     // What a reader sees with images off: the text, plus the alt text of images that did not load.
     header: [...document.querySelectorAll('.hd img')].filter(i => !i.naturalWidth).map(i => i.alt)
@@ -136,6 +137,8 @@ PROBE = """() => {
     muted_link: css('.ft .muted a').color,
     sponsor_text: css('.sponsor-text div').color,
     sponsor_link: css('.sponsor-text a').color,
+    tables: [...document.querySelectorAll('.tw')].map(w => ({overflow: getComputedStyle(w).overflowX,
+              scrolls: w.scrollWidth > w.clientWidth})),
     th_wrap: [...document.querySelectorAll('.c th')].map(th => th.getClientRects().length
                && th.offsetHeight > parseFloat(getComputedStyle(th).lineHeight) * 1.6
                ? th.innerText : null).filter(Boolean),
@@ -202,6 +205,11 @@ def test_layout_fits_and_has_one_visible_h1(probes, eras):
         assert p["scroll"] <= width and p["right"] <= width, (where, p["scroll"], p["right"])
         assert p["h1"] == [titles[era]], where
         assert not p["preheader"], where
+        # Every table sits in a scroll wrapper: the 2022 one (614 px of unbreakable words at
+        # 14 px) scrolls inside it, the 2025 one fits even at 375 px.
+        assert all(t["overflow"] == "auto" for t in p["tables"]), where
+        if era in ("2022-05-11", "2025-04-09"):
+            assert [t["scrolls"] for t in p["tables"]] == [era == "2022-05-11"], where
         # A cell's header words wrap between words only, never "mea|n".
         assert all(" " in th or "\n" in th for th in p["th_wrap"]), (where, p["th_wrap"])
         # Code starts at the block's padding: no inline-code padding on its first line.

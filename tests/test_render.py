@@ -416,3 +416,16 @@ def test_text_wrapping_never_breaks_urls():
     assert all(len(line) <= 78 for line in lines if "://" not in line)
     item = [line for line in lines if line.startswith(("* item", "  text"))]
     assert len(item) > 1 and all(line.startswith("  ") for line in item[1:])
+
+
+def test_tables_get_a_scroll_wrapper_and_text_after_them_stays():
+    from mailer.issue.content import wrap_tables
+
+    frag = lxml_html.fragment_fromstring(
+        "<p>a</p><table><tr><td><table><tr><td>inner</td></tr></table></td></tr></table>after<p>b</p>",
+        create_parent="div")
+    wrap_tables(frag)
+    (wrapper,) = frag.find_class("tw")
+    assert "overflow-x:auto" in wrapper.get("style")
+    assert [t.getparent() is wrapper for t in frag.iter("table")] == [True, False]  # nested: not wrapped
+    assert wrapper.tail == "after" and frag.text_content() == "ainnerafterb"

@@ -9,7 +9,8 @@ says what the web page says. Then clean-up for email:
 - headings are re-levelled (``outline_headings``): the issue title is the
   email's one ``<h1>``, so the content's top level becomes ``<h2>`` and no
   level is skipped, whatever the era (2013-2015 issues use ``#`` for
-  sections, later ones ``##``; some jump from ``#`` to ``###``).
+  sections, later ones ``##``; some jump from ``#`` to ``###``);
+- tables sit in a horizontally scrollable wrapper (``wrap_tables``).
 """
 
 from __future__ import annotations
@@ -123,3 +124,22 @@ def outline_headings(fragment) -> None:
         level = min(parents[-1][1] + 1, 6) if parents else 2
         parents.append((source, level))
         h.tag = f"h{level}"
+
+
+TABLE_WRAPPER_STYLE = "overflow-x:auto;max-width:100%"
+
+
+def wrap_tables(fragment) -> None:
+    """Put each top-level table of a parsed content fragment in a scrollable ``div.tw``.
+
+    Tables break between words only (no "mea|n" headers), so a wide one (the
+    six-column perf triage of 2022) is wider than a phone: it scrolls inside
+    its wrapper where the client allows it, instead of widening the email.
+    """
+    for table in list(fragment.iter("table")):
+        if any(a.tag == "table" or a.get("class") == "tw" for a in table.iterancestors()):
+            continue
+        wrapper = table.makeelement("div", {"class": "tw", "style": TABLE_WRAPPER_STYLE})
+        wrapper.tail, table.tail = table.tail, None  # text after the table stays after the wrapper
+        table.addprevious(wrapper)
+        wrapper.append(table)

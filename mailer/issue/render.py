@@ -25,7 +25,7 @@ import jinja2
 from lxml import html as lxml_html
 
 from mailer.config import Settings
-from mailer.issue.content import content_html, outline_headings
+from mailer.issue.content import content_html, outline_headings, wrap_tables
 from mailer.errors import RenderError
 from mailer.issue.minify import minify
 from mailer.models import UNSUBSCRIBE_PLACEHOLDER, Issue, Rendered, SponsorInfo
@@ -173,6 +173,7 @@ def render_issue(issue: Issue, settings: Settings, *, timings: dict[str, float] 
             raise RenderError(f"Markdown rendering failed: {exc}", path=issue.path) from None
         fragment = lxml_html.fragment_fromstring(content or "<p></p>", create_parent="div")
         outline_headings(fragment)  # the title is the <h1>; content starts at <h2>
+        wrap_tables(fragment)
     subject = subject_for(issue, settings)
     preheader = preheader_for(issue, fragment)
     url = web_url(issue, settings)
