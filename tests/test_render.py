@@ -79,8 +79,10 @@ def test_corpus_line_lengths(rendered_corpus):
         assert max(len(line) for line in rendered.html.split("\n")) <= 998, path
         code = {line for pre in content_of(rendered.html)[1].iter("pre")
                 for line in pre.text_content().split("\n")}
+        code = {c.strip() for c in code}
         for line in rendered.text.split("\n"):
-            if len(line) <= 78 or line.strip() in {c.strip() for c in code}:
+            # A code line is verbatim, also inside a quote ("> " prefixes).
+            if len(line) <= 78 or re.sub(r"^(?:> ?)+", "", line).strip() in code:
                 continue
             # Only a URL that cannot be broken may stick out, after a short prefix.
             head, _, last = line.rstrip().rpartition(" ")
@@ -429,3 +431,24 @@ def test_tables_get_a_scroll_wrapper_and_text_after_them_stays():
     assert "overflow-x:auto" in wrapper.get("style")
     assert [t.getparent() is wrapper for t in frag.iter("table")] == [True, False]  # nested: not wrapped
     assert wrapper.tail == "after" and frag.text_content() == "ainnerafterb"
+
+
+def test_fenced_code_inside_a_quote_keeps_its_alignment(issue_file, settings):
+    """Quote of the Week 2022-03-16: rustc output fenced inside a blockquote (was a run-on paragraph)."""
+    body = """\
+    > protip: the rust extern keyword has a --help flag
+    >
+    > ```text
+    > error[E0703]: invalid ABI: found `--help`
+    >  --> ext.rs:1:8
+    >   |
+    > 1 | extern "--help" {}  fn main() {}
+    >   |        ^^^^^^^^ invalid ABI
+    > ```
+    """
+    rendered = render_issue(parse_issue(issue_file(body)), settings)
+    _, content = content_of(rendered.html)
+    (quote,) = content.iter("blockquote")
+    (pre,) = quote.iter("pre")
+    assert ' --> ext.rs:1:8\n  |\n1 | extern "--help" {}  fn main() {}\n  |        ^^^^^^^^ invalid ABI' in pre.text_content()
+    assert '>     1 | extern "--help" {}  fn main() {}\n>       |        ^^^^^^^^ invalid ABI' in rendered.text

@@ -1,7 +1,8 @@
 """Markdown body -> the HTML fragment that goes inside the email.
 
 Python-Markdown with the extensions TWIR's Pelican site uses, so the email
-says what the web page says. Then clean-up for email:
+says what the web page says (SuperFences in place of fenced_code: it also
+reads fences nested in quotes). Then clean-up for email:
 - HTML comments go (drafts are full of them);
 - raw "HTML" that is really Rust syntax (``Vec<T>``, ``only-<platforms>``)
   is escaped so it shows as text instead of vanishing as an unknown tag;
@@ -20,11 +21,17 @@ import threading
 
 import markdown
 
-EXTENSIONS = ["extra", "toc", "meta", "codehilite"]
+# "extra" without its fenced_code: SuperFences (pymdown-extensions) also finds a
+# fence inside a quote or a list item, where fenced_code turned Quote of the
+# Week's compiler output (2021-04-14, 2022-03-16) into one run-on paragraph.
+EXTENSIONS = ["abbr", "attr_list", "def_list", "footnotes", "md_in_html", "tables", "toc", "meta",
+              "pymdownx.highlight", "pymdownx.superfences"]
 EXTENSION_CONFIGS = {
     # Inline colours: email clients drop <style>-based Pygments classes.
     # A dark style keeps its own background, so it reads the same in dark mode.
-    "codehilite": {"noclasses": True, "pygments_style": "monokai", "guess_lang": False},
+    # The codehilite class keeps the markup of Python-Markdown's codehilite.
+    "pymdownx.highlight": {"noclasses": True, "pygments_style": "monokai", "guess_lang": False,
+                           "css_class": "codehilite"},
     "toc": {"anchorlink": False, "permalink": False},
 }
 
