@@ -324,7 +324,8 @@ def test_two_concurrent_resumes_on_postgresql_send_nobody_twice(store, store_url
 def test_paused_campaign_exits_3_with_resume_hint(store, store_url, tmp_path, smtp_server):
     add_subscribers(store, 4)
     env = cli_env(store_url, tmp_path / "o", **smtp_server.settings_env(), TWIR_MAIL_SECRET_KEY="x" * 32,
-                  TWIR_MAIL_WEB_BASE_URL="https://mail.example.org")
+                  TWIR_MAIL_WEB_BASE_URL="https://mail.example.org",
+                  TWIR_MAIL_NEWSLETTER_POSTAL_ADDRESS="1 Main St, Springfield")  # no warning line before the error
     smtp_server.handler.fail_next = 1
     smtp_server.handler.fail_reply = "454 Throttling failure: Daily message quota exceeded."
     r = run("send", str(ISSUE), "--yes", env=env, cwd=tmp_path)
