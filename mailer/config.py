@@ -10,6 +10,7 @@ Secrets (``TWIR_MAIL_SECRET_KEY``, ``TWIR_MAIL_SMTP_PASSWORD``,
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from email.utils import parseaddr
@@ -47,9 +48,15 @@ class Newsletter:
     subject: str = _doc("Subject template; `{number}` and `{title}` are filled in.", "This Week in Rust {number}")
     list_id: str = _doc("List-Id header value (RFC 2919).", "This Week in Rust <newsletter.this-week-in-rust.org>")
     site_url: str = _doc("Public site; the web link is {site_url}/blog/YYYY/MM/DD/this-week-in-rust-N/.", "https://this-week-in-rust.org")
-    logo_url: str = _doc("Header logo (absolute URL).", "https://this-week-in-rust.org/images/twir-logo.png")
+    # TWIR's own 400 px logo, shown at logo_width: sharp on retina screens.
+    logo_url: str = _doc("Header logo (absolute http(s) URL; a square image at least twice logo_width).",
+                         "https://this-week-in-rust.org/images/logo400.png")
+    logo_width: int = _doc("Displayed width of the header logo in CSS pixels.", 64)
     privacy_url: str = _doc("Privacy-policy link in the footer.", "https://this-week-in-rust.org/pages/privacy-policy.html")
-    unsubscribe_mailto: str = _doc("Optional mailto: address added to List-Unsubscribe.", "")
+    unsubscribe_mailto: str = _doc("Optional address added to List-Unsubscribe as mailto: (RFC 2369), after the HTTPS link.", "")
+    archive_url: str = _doc("List-Archive header URL (empty: no header).", "https://this-week-in-rust.org/blog/archives/index.html")
+    postal_address: str = _doc("Physical postal address in the footer of every message (CAN-SPAM); `send` through smtp/ses warns when empty.", "")
+    feedback_sender: str = _doc("Sender id, the last field of the Feedback-ID header (Gmail feedback loop).", "twir")
     language: str = _doc("HTML lang attribute.", "en")
 
 
@@ -292,11 +299,8 @@ def _validate(s: Settings) -> None:
     name, addr = parseaddr(s.newsletter.from_)
     if "@" not in addr:
         bad("newsletter.from", f"{s.newsletter.from_!r} is not `Name <address>`")
-    for section, key in (("newsletter", "site_url"), ("web", "base_url")):
-        url = getattr(getattr(s, section), key)
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            bad(f"{section}.{key}", f"{url!r} is not an http(s) URL")
+    _validate_urls(s, bad)
+    _validate_list_headers(s, bad)
     if "{" in s.newsletter.subject:
         try:
             s.newsletter.subject.format(number=0, title="")
@@ -306,12 +310,35 @@ def _validate(s: Settings) -> None:
         bad("send.workers", "must be at least 1")
     if s.check.html_warning_kib > s.check.html_error_kib:
         bad("check.html_warning_kib", "must not exceed check.html_error_kib")
-    if s.ses.endpoint_url and (urlsplit(s.ses.endpoint_url).scheme not in ("http", "https")
-                               or not urlsplit(s.ses.endpoint_url).netloc):
-        bad("ses.endpoint_url", f"{s.ses.endpoint_url!r} is not an http(s) URL")
-    for url in (s.sponsor.url, s.sponsor.logo):
-        if url and urlsplit(url).scheme not in ("http", "https"):
-            bad("sponsor.url" if url == s.sponsor.url else "sponsor.logo", f"{url!r} is not an http(s) URL")
+
+
+# Settings that end up as links, image sources or endpoints; "" = optional and unset.
+_REQUIRED_URLS = (("newsletter", "site_url"), ("newsletter", "logo_url"), ("web", "base_url"))
+_OPTIONAL_URLS = (("newsletter", "privacy_url"), ("newsletter", "archive_url"), ("ses", "endpoint_url"),
+                  ("sponsor", "url"), ("sponsor", "logo"))
+_FEEDBACK_FIELD = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def is_http_url(url: str) -> bool:
+    """Absolute http(s) URL with a host and no whitespace (a mail client would cut it there)."""
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and not any(c.isspace() for c in url)
+
+
+def _validate_urls(s: Settings, bad) -> None:
+    for section, key in _REQUIRED_URLS + _OPTIONAL_URLS:
+        url = getattr(getattr(s, section), key)
+        if (url or (section, key) in _REQUIRED_URLS) and not is_http_url(url):
+            bad(f"{section}.{key}", f"{url!r} is not an http(s) URL (absolute, without spaces)")
+
+
+def _validate_list_headers(s: Settings, bad) -> None:
+    mailto = s.newsletter.unsubscribe_mailto
+    if mailto and (mailto != parseaddr(mailto)[1] or "@" not in mailto or not mailto.isascii()
+                   or any(c in mailto for c in "?<>,: ")):
+        bad("newsletter.unsubscribe_mailto", f"{mailto!r} is not a bare ASCII address (no mailto:, no name)")
+    if not _FEEDBACK_FIELD.fullmatch(s.newsletter.feedback_sender):
+        bad("newsletter.feedback_sender", "use letters, digits, '.', '_' or '-' (it is a field of Feedback-ID)")
 
 
 def load_settings(config: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:

@@ -69,6 +69,12 @@ def test_config_from_env_variable(workdir):
     ("[smtp]\npassword = 'hunter2'\n", {}, r"smtp\.password is a secret"),
     ("secret_key = 'x'\n", {}, r"secret_key is a secret"),
     ("[web]\nbase_url = 'ftp://x'\n", {}, r"web\.base_url .*not an http\(s\) URL"),
+    # The old default, a site-relative path: a broken image in every email.
+    ("[newsletter]\nlogo_url = '/images/twir-logo.png'\n", {}, r"newsletter\.logo_url .*not an http\(s\) URL"),
+    ("", {"TWIR_MAIL_SPONSOR_URL": "https://example.com/a b"}, r"sponsor\.url .*without spaces"),
+    ("[newsletter]\narchive_url = 'archives.html'\n", {}, r"newsletter\.archive_url .*not an http\(s\) URL"),
+    ("[newsletter]\nunsubscribe_mailto = 'mailto:u@example.org'\n", {}, r"unsubscribe_mailto .*bare ASCII address"),
+    ("", {"TWIR_MAIL_NEWSLETTER_FEEDBACK_SENDER": "twir:eu"}, r"feedback_sender .*field of Feedback-ID"),
     ("[newsletter]\nfrom = 'nobody'\n", {}, r"newsletter\.from"),
     ("[newsletter]\nsubject = 'TWIR {issue}'\n", {}, r"newsletter\.subject.*unknown placeholder"),
     ("[ses\n", {}, r"invalid TOML"),

@@ -128,3 +128,17 @@ def test_non_ascii_names_are_encoded_so_headers_stay_7bit(settings):
     assert str(msg["From"]) == "Cette Semaine en Rüst <news@xn--bcher-kva.example>"
     assert str(msg["Reply-To"]) == "Rédaction <ed@example.org>"
     assert t.sender == "news@xn--bcher-kva.example"
+
+
+def test_feedback_id_and_list_help_archive(settings):
+    from mailer.sending.message import feedback_id
+
+    sample = parse(MessageTemplate(rendered(), settings).sample())
+    assert sample["Feedback-ID"] == "sample:600:direct:twir"
+    assert sample["List-Help"] == "<https://this-week-in-rust.org>"
+    assert sample["List-Archive"] == "<https://this-week-in-rust.org/blog/archives/index.html>"
+    s = with_overrides(settings, newsletter={"archive_url": "", "feedback_sender": "twir-eu"})
+    msg = parse(MessageTemplate(rendered(), s, campaign_id=12, list_name="main").build("a@example.com", "t"))
+    assert msg["Feedback-ID"] == "12:600:main:twir-eu" and msg["List-Archive"] is None
+    # A ':' in a field would shift Gmail's fields: list names are made safe.
+    assert feedback_id(3, 600, "rust: weekly", "twir") == "3:600:rust--weekly:twir"

@@ -22,8 +22,9 @@ STYLE_PROBE = """() => {
   const card = document.querySelector('.card > table');
   return {
     scroll: document.documentElement.scrollWidth,
-    // Clipped content does not scroll: also find the right-most content box.
-    right: Math.max(...[...document.querySelectorAll('.c, .c *')].map(e => e.getBoundingClientRect().right)),
+    // Clipped content does not scroll: also find the right-most content box (a wide
+    // table scrolls inside its .tw wrapper: the wrapper is measured, not the table).
+    right: Math.max(...[...document.querySelectorAll('.c, .c *:not(.tw *)')].map(e => e.getBoundingClientRect().right)),
     body: css(document.body).backgroundColor,
     card: css(card).backgroundColor,
     link: css(link).color,

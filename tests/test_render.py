@@ -84,8 +84,10 @@ def test_corpus_line_lengths(rendered_corpus, settings):
         assert max(len(line) for line in head.split(b"\r\n")) <= 998, path
         code = {line for pre in content_of(rendered.html)[1].iter("pre")
                 for line in pre.text_content().split("\n")}
+        code = {c.strip() for c in code}
         for line in rendered.text.split("\n"):
-            if len(line) <= 78 or line.strip() in {c.strip() for c in code}:
+            # A code line is verbatim, also inside a quote ("> " prefixes).
+            if len(line) <= 78 or re.sub(r"^(?:> ?)+", "", line).strip() in code:
                 continue
             # Only a URL that cannot be broken may stick out, after a short prefix.
             head, _, last = line.rstrip().rpartition(" ")
@@ -120,6 +122,92 @@ def test_corpus_pseudo_tags_kept_as_text(rendered_corpus):
     _, content = content_of(issue_html.html)
     assert "only-<platforms>" in content.text_content()
     assert "only-<platforms>" in issue_html.text
+
+
+HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
+
+
+def outline(root) -> list[int]:
+    return [int(h.tag[1]) for h in root.iter(*HEADINGS)]
+
+
+def test_corpus_one_h1_and_no_skipped_heading_level(rendered_corpus):
+    """Every era: the title is the one <h1>, content starts at <h2>, no level skipped."""
+    for path, issue, rendered in rendered_corpus:
+        doc = lxml_html.document_fromstring(rendered.html)
+        (h1,) = doc.iter("h1")
+        assert h1.text_content().strip() == issue.title, path
+        levels = outline(doc)
+        assert levels[0] == 1 and 1 not in levels[1:], (path, levels)
+        assert all(b <= a + 1 for a, b in zip(levels, levels[1:])), (path, levels)
+
+
+def test_corpus_no_whitespace_in_any_href(rendered_corpus):
+    for path, _, rendered in rendered_corpus:
+        doc = lxml_html.document_fromstring(rendered.html)
+        for el in doc.xpath("//*[@href or @src]"):
+            for url in (el.get("href"), el.get("src")):
+                assert url is None or not re.search(r"\s", url), (path, url)
+
+
+def test_corpus_logo_is_the_configured_absolute_url(rendered_corpus):
+    from mailer.config import Settings
+
+    logo_url = Settings().newsletter.logo_url
+    assert logo_url.startswith("https://") and logo_url.endswith("/images/logo400.png")
+    for path, _, rendered in rendered_corpus:
+        doc = lxml_html.document_fromstring(rendered.html)
+        (logo,) = doc.find_class("logo")
+        (img,) = logo.iter("img")
+        # Decorative: the <h1> right below names the newsletter, so images-off says it once.
+        assert img.get("src") == logo_url and img.get("alt") == "", path
+        assert 2 * int(img.get("width")) <= 400, path  # the 400 px source is sharp on 2x screens
+
+
+def test_headings_are_relevelled_without_gaps():
+    from mailer.issue.content import outline_headings
+
+    def levels(html):
+        frag = lxml_html.fragment_fromstring(html, create_parent="div")
+        outline_headings(frag)
+        return outline(frag)
+
+    # 2013-2015: `#` sections with `##` below; 2018: `#` then `###` (a skipped level).
+    assert levels("<h1>a</h1><h2>b</h2><h1>c</h1><h3>d</h3><h3>e</h3>") == [2, 3, 2, 3, 3]
+    # 2021 on: `##` sections; a later `#` (raw HTML or a stray one) still starts at h2.
+    assert levels("<h2>a</h2><h3>b</h3><h4>c</h4><h2>d</h2>") == [2, 3, 4, 2]
+    assert levels("<h3>a</h3><h6>b</h6><h1>c</h1>") == [2, 3, 2]
+    assert levels("<p>no headings</p>") == []
+
+
+def test_preheader_hidden_without_low_contrast_text(sample):
+    doc = lxml_html.document_fromstring(sample.html)
+    (pre,) = doc.find_class("preheader")
+    style = pre.get("style").replace(" ", "")
+    assert "display:none" in style and sample.preheader in pre.text_content()
+    # SpamAssassin's HTML_FONT_LOW_CONTRAST: no colour and no tiny font on hidden text.
+    assert "color" not in style and "font-size" not in style
+
+
+def test_postal_address_and_sponsor_in_both_parts(issue_file, settings):
+    s = with_overrides(settings, newsletter={"postal_address": "This Week in Rust\n 1 Main St,\nSpringfield "},
+                       sponsor={"name": "Acme", "url": "https://acme.example/", "logo": "https://acme.example/l.png",
+                                "text": "Builds, but faster."})
+    rendered = render_issue(parse_issue(issue_file()), s)
+    doc = lxml_html.document_fromstring(rendered.html)
+    footer = " ".join(doc.find_class("ft")[0].text_content().split())
+    assert footer.endswith("This Week in Rust, 1 Main St, Springfield")
+    assert rendered.text.rstrip().endswith("This Week in Rust, 1 Main St, Springfield")
+    (panel,) = doc.find_class("sponsor-text")
+    for br in panel.iter("br"):
+        br.tail = "\n" + (br.tail or "")
+    said = [" ".join(line.split()) for line in panel.text_content().strip().split("\n")]
+    assert said == ["This issue is sponsored by Acme.", "Builds, but faster."]
+    assert "\n".join(said + ["https://acme.example/"]) in rendered.text  # the same words in the plain part
+    (link,) = panel.iter("a")
+    assert link.get("href") == "https://acme.example/"
+    (logo,) = doc.find_class("sponsor-logo")
+    assert [i.get("src") for i in logo.iter("img")] == ["https://acme.example/l.png"]
 
 
 def test_draft_renders(draft, settings):
@@ -166,7 +254,7 @@ def test_email_structure(sample):
     assert all(img.get("alt") is not None for img in doc.iter("img"))
     css = "".join(doc.xpath("//style/text()"))
     dark = css[css.index("prefers-color-scheme:dark"):]
-    assert "!important" in dark and ".c a{color:" in dark
+    assert "!important" in dark and re.search(r"\.c a[,{][^}]*color:#ffa657", dark)
     assert "max-width:479px" in css
     # Content styles are inlined (clients without <style> support still get them).
     a = next(content.iter("a"))
@@ -215,11 +303,12 @@ def test_sponsor_from_settings_and_issue_override(issue_file, settings):
                                           "text": "Fast CI for Rust."})
     r = render_issue(parse_issue(issue_file()), s)
     assert "Acme Builds" in r.html and 'href="https://acme.example"' in r.html
-    assert "This issue is sponsored by Acme Builds: https://acme.example\nFast CI for Rust." in r.text
+    assert "This issue is sponsored by Acme Builds.\nFast CI for Rust.\nhttps://acme.example\n" in r.text
     r = render_issue(parse_issue(issue_file(Sponsor="Other Co | https://other.example | https://other.example/l.png")), s)
     assert "Other Co" in r.html and "Acme" not in r.html + r.text
     doc, _ = content_of(r.html)
-    assert doc.xpath("//img[@src='https://other.example/l.png']/@alt") == ["Other Co"]
+    # Decorative: the linked name next to it says who it is (images off: not said twice).
+    assert doc.xpath("//img[@src='https://other.example/l.png']/@alt") == [""]
     r = render_issue(parse_issue(issue_file(Sponsor="none")), s)
     assert "sponsored" not in r.html + r.text
     r = render_issue(parse_issue(issue_file()), settings)
@@ -237,7 +326,8 @@ def test_footer_lines_wrap_at_78_columns(issue_file, settings):
     for line in footer.split("\n"):
         assert len(line) <= 78 or (" " not in line.strip() and "://" in line), line
     flat = " ".join(footer.split())
-    assert "sponsored by The Very Long Sponsor Company Name Incorporated: https://sponsor.example.com/" in flat
+    assert "sponsored by The Very Long Sponsor Company Name Incorporated. We build fast" in flat
+    assert "\nhttps://sponsor.example.com/landing/page?utm_source=twir\n" in footer
     assert "You receive This Week in Rust, the weekly newsletter of the Rust community because" in flat
 
 
@@ -325,3 +415,37 @@ def test_text_wrapping_never_breaks_urls():
     assert all(len(line) <= 78 for line in lines if "://" not in line)
     item = [line for line in lines if line.startswith(("* item", "  text"))]
     assert len(item) > 1 and all(line.startswith("  ") for line in item[1:])
+
+
+def test_tables_get_a_scroll_wrapper_and_text_after_them_stays():
+    from mailer.issue.content import wrap_tables
+
+    frag = lxml_html.fragment_fromstring(
+        "<p>a</p><table><tr><td><table><tr><td>inner</td></tr></table></td></tr></table>after<p>b</p>",
+        create_parent="div")
+    wrap_tables(frag)
+    (wrapper,) = frag.find_class("tw")
+    assert "overflow-x:auto" in wrapper.get("style")
+    assert [t.getparent() is wrapper for t in frag.iter("table")] == [True, False]  # nested: not wrapped
+    assert wrapper.tail == "after" and frag.text_content() == "ainnerafterb"
+
+
+def test_fenced_code_inside_a_quote_keeps_its_alignment(issue_file, settings):
+    """Quote of the Week 2022-03-16: rustc output fenced inside a blockquote (was a run-on paragraph)."""
+    body = """\
+    > protip: the rust extern keyword has a --help flag
+    >
+    > ```text
+    > error[E0703]: invalid ABI: found `--help`
+    >  --> ext.rs:1:8
+    >   |
+    > 1 | extern "--help" {}  fn main() {}
+    >   |        ^^^^^^^^ invalid ABI
+    > ```
+    """
+    rendered = render_issue(parse_issue(issue_file(body)), settings)
+    _, content = content_of(rendered.html)
+    (quote,) = content.iter("blockquote")
+    (pre,) = quote.iter("pre")
+    assert ' --> ext.rs:1:8\n  |\n1 | extern "--help" {}  fn main() {}\n  |        ^^^^^^^^ invalid ABI' in pre.text_content()
+    assert '>     1 | extern "--help" {}  fn main() {}\n>       |        ^^^^^^^^ invalid ABI' in rendered.text

@@ -205,6 +205,7 @@ def test_send_through_moto_via_environment(store, store_url, tmp_path, moto):
     r = run("send", str(ISSUE), "--yes", "--rate", "50", env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "transport:  ses" in r.stdout and "50 messages/s" in r.stdout and "sent 6, failed 0" in r.stdout
+    assert "warning: [newsletter] postal_address is empty" in r.stderr
     sent = moto.sent_messages()
     assert sorted(m["destinations"][0] for m in sent) == [s.email for s in subs]
     signer, list_id, ids = Signer(secret), store.list_id("main"), {s.email: s.id for s in subs}
@@ -219,6 +220,7 @@ def test_send_through_moto_via_environment(store, store_url, tmp_path, moto):
         assert lines["Subject"] == "This Week in Rust 700"
         assert lines["List-Id"] == "This Week in Rust <newsletter.this-week-in-rust.org>"
         assert lines["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert lines["Feedback-ID"] == "2:700:main:twir"  # campaign 2 (1 was the test send)
         assert re.fullmatch(r"<[0-9a-f]{32}@twir-eu\.example>", lines["Message-ID"])
         assert email.utils.parsedate_to_datetime(lines["Date"]).tzinfo is not None
         url = re.fullmatch(r"<(\S+)>", lines["List-Unsubscribe"]).group(1)  # verbatim, on one line
@@ -322,7 +324,8 @@ def test_two_concurrent_resumes_on_postgresql_send_nobody_twice(store, store_url
 def test_paused_campaign_exits_3_with_resume_hint(store, store_url, tmp_path, smtp_server):
     add_subscribers(store, 4)
     env = cli_env(store_url, tmp_path / "o", **smtp_server.settings_env(), TWIR_MAIL_SECRET_KEY="x" * 32,
-                  TWIR_MAIL_WEB_BASE_URL="https://mail.example.org")
+                  TWIR_MAIL_WEB_BASE_URL="https://mail.example.org",
+                  TWIR_MAIL_NEWSLETTER_POSTAL_ADDRESS="1 Main St, Springfield")  # no warning line before the error
     smtp_server.handler.fail_next = 1
     smtp_server.handler.fail_reply = "454 Throttling failure: Daily message quota exceeded."
     r = run("send", str(ISSUE), "--yes", env=env, cwd=tmp_path)
@@ -337,3 +340,38 @@ def test_paused_campaign_exits_3_with_resume_hint(store, store_url, tmp_path, sm
     assert r.returncode == 0, r.stderr
     assert sorted(x for m in smtp_server.messages for x in m.recipients) == [
         f"reader{i:03d}@example.com" for i in range(4)]
+
+
+def test_smtp_send_carries_postal_address_feedback_id_and_list_headers(store, store_url, tmp_path, smtp_server):
+    """What a mailbox provider checks: the postal address in both parts (and a warning when it is
+    missing), Gmail's Feedback-ID, RFC 2369 List-* headers with the mailto next to the HTTPS link."""
+    import email
+    from email import policy
+
+    add_subscribers(store, 2)
+    env = cli_env(store_url, tmp_path / "o", **smtp_server.settings_env(), TWIR_MAIL_SECRET_KEY="x" * 32,
+                  TWIR_MAIL_WEB_BASE_URL="https://mail.example.org")
+    test = run("send", str(ISSUE), "--to", "editor@example.org", env=env, cwd=tmp_path)
+    assert test.returncode == 0, test.stderr
+    assert "warning: [newsletter] postal_address is empty (TWIR_MAIL_NEWSLETTER_POSTAL_ADDRESS)" in test.stderr
+    address = "This Week in Rust, 548 Market St PMB 12345, San Francisco, CA 94104, USA"
+    env.update(TWIR_MAIL_NEWSLETTER_POSTAL_ADDRESS=address,
+               TWIR_MAIL_NEWSLETTER_UNSUBSCRIBE_MAILTO="unsubscribe@this-week-in-rust.org")
+    r = run("send", str(ISSUE), "--yes", env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "postal_address" not in r.stderr
+    first, *rest = smtp_server.messages
+    assert email.message_from_bytes(first.data)["Feedback-ID"] == "1:700:direct:twir"
+    assert len(rest) == 2
+    for received in rest:
+        msg = email.message_from_bytes(received.data, policy=policy.default)
+        assert msg["Feedback-ID"] == "2:700:main:twir"
+        assert msg["List-Help"] == "<https://this-week-in-rust.org>"
+        assert msg["List-Archive"] == "<https://this-week-in-rust.org/blog/archives/index.html>"
+        assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        https, mailto = [v.strip() for v in str(msg["List-Unsubscribe"]).split(",")]
+        assert https.startswith("<https://mail.example.org/unsubscribe/")  # RFC 8058: HTTPS first
+        assert mailto == "<mailto:unsubscribe@this-week-in-rust.org?subject=unsubscribe>"
+        text, html = msg.get_payload()
+        assert address in text.get_content()
+        assert address in " ".join(html.get_content().split())

@@ -57,7 +57,7 @@ def test_real_delivery_needs_secret_and_public_url(settings):
     with pytest.raises(ConfigError, match="TWIR_MAIL_SECRET_KEY"):
         check_sendable(ses)
     from dataclasses import replace
-    secret = replace(ses, secret_key="s" * 32)
+    secret = replace(with_overrides(ses, newsletter={"postal_address": "1 Main St, Springfield"}), secret_key="s" * 32)
     with pytest.raises(ConfigError, match="base_url"):
         check_sendable(secret)
     check_sendable(with_overrides(secret, web={"base_url": "https://mail.example.org"}))
@@ -72,6 +72,10 @@ def test_real_delivery_needs_secret_and_public_url(settings):
     s = with_overrides(secret, web={"base_url": "http://mail.example.org"})
     assert ["not https" in w for w in sendable_warnings(s)] == [True]
     check_sendable(settings)  # outbox: always fine
+    # CAN-SPAM: a sponsored newsletter is commercial email and needs a postal address.
+    no_address = with_overrides(secret, web={"base_url": "https://mail.example.org"}, newsletter={"postal_address": " "})
+    assert ["postal_address is empty" in w for w in sendable_warnings(no_address)] == [True]
+    assert sendable_warnings(with_overrides(no_address, transport={"kind": "outbox"})) == []
 
 
 def test_ses_send_raw_with_tags_and_configuration_set(settings, moto):

@@ -1,11 +1,17 @@
 """Markdown body -> the HTML fragment that goes inside the email.
 
 Python-Markdown with the extensions TWIR's Pelican site uses, so the email
-says what the web page says. Then clean-up for email:
+says what the web page says (SuperFences in place of fenced_code: it also
+reads fences nested in quotes). Then clean-up for email:
 - HTML comments go (drafts are full of them);
 - raw "HTML" that is really Rust syntax (``Vec<T>``, ``only-<platforms>``)
   is escaped so it shows as text instead of vanishing as an unknown tag;
-- heading ids go (no anchors in email), every image gets an ``alt``.
+- heading ids go (no anchors in email), every image gets an ``alt``;
+- headings are re-levelled (``outline_headings``): the issue title is the
+  email's one ``<h1>``, so the content's top level becomes ``<h2>`` and no
+  level is skipped, whatever the era (2013-2015 issues use ``#`` for
+  sections, later ones ``##``; some jump from ``#`` to ``###``);
+- tables sit in a horizontally scrollable wrapper (``wrap_tables``).
 """
 
 from __future__ import annotations
@@ -15,11 +21,17 @@ import threading
 
 import markdown
 
-EXTENSIONS = ["extra", "toc", "meta", "codehilite"]
+# "extra" without its fenced_code: SuperFences (pymdown-extensions) also finds a
+# fence inside a quote or a list item, where fenced_code turned Quote of the
+# Week's compiler output (2021-04-14, 2022-03-16) into one run-on paragraph.
+EXTENSIONS = ["abbr", "attr_list", "def_list", "footnotes", "md_in_html", "tables", "toc", "meta",
+              "pymdownx.highlight", "pymdownx.superfences"]
 EXTENSION_CONFIGS = {
     # Inline colours: email clients drop <style>-based Pygments classes.
     # A dark style keeps its own background, so it reads the same in dark mode.
-    "codehilite": {"noclasses": True, "pygments_style": "monokai", "guess_lang": False},
+    # The codehilite class keeps the markup of Python-Markdown's codehilite.
+    "pymdownx.highlight": {"noclasses": True, "pygments_style": "monokai", "guess_lang": False,
+                           "css_class": "codehilite"},
     "toc": {"anchorlink": False, "permalink": False},
 }
 
@@ -37,6 +49,7 @@ HTML_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)  # an unclosed one runs to
 _LT = re.compile(r"<")
 _HEADING_ID = re.compile(r'(<h[1-6]) id="[^"]*"')
 _IMG_NO_ALT = re.compile(r"<img(?![^>]*\salt=)([^>]*?)(/?)>")
+_HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
 _EMPTY_P = re.compile(r"<p>\s*</p>\n?")
 # C0 controls are invalid in HTML, and Python-Markdown uses \x02/\x03 as its own markers.
 CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -101,3 +114,39 @@ def clean_html(html: str) -> str:
 def content_html(body: str) -> str:
     """The email's content fragment for a Markdown body."""
     return clean_html(markdown_html(body))
+
+
+def outline_headings(fragment) -> None:
+    """Re-level the headings of a parsed content fragment in place (see module docstring).
+
+    A heading goes one level below the nearest earlier heading of a higher source
+    level (<h2> when there is none), so siblings stay siblings and nothing is
+    skipped: ``#, ##, #, ###, ###`` becomes h2, h3, h2, h3, h3.
+    """
+    parents: list[tuple[int, int]] = []  # (source level, new level) of the open sections
+    for h in fragment.iter(*_HEADINGS):
+        source = int(h.tag[1])
+        while parents and parents[-1][0] >= source:
+            parents.pop()
+        level = min(parents[-1][1] + 1, 6) if parents else 2
+        parents.append((source, level))
+        h.tag = f"h{level}"
+
+
+TABLE_WRAPPER_STYLE = "overflow-x:auto;max-width:100%"
+
+
+def wrap_tables(fragment) -> None:
+    """Put each top-level table of a parsed content fragment in a scrollable ``div.tw``.
+
+    Tables break between words only (no "mea|n" headers), so a wide one (the
+    six-column perf triage of 2022) is wider than a phone: it scrolls inside
+    its wrapper where the client allows it, instead of widening the email.
+    """
+    for table in list(fragment.iter("table")):
+        if any(a.tag == "table" or a.get("class") == "tw" for a in table.iterancestors()):
+            continue
+        wrapper = table.makeelement("div", {"class": "tw", "style": TABLE_WRAPPER_STYLE})
+        wrapper.tail, table.tail = table.tail, None  # text after the table stays after the wrapper
+        table.addprevious(wrapper)
+        wrapper.append(table)

@@ -25,15 +25,18 @@ import jinja2
 from lxml import html as lxml_html
 
 from mailer.config import Settings
-from mailer.issue.content import content_html
+from mailer.issue.content import content_html, outline_headings, wrap_tables
 from mailer.errors import RenderError
 from mailer.issue.minify import minify
 from mailer.models import UNSUBSCRIBE_PLACEHOLDER, Issue, Rendered, SponsorInfo
-from mailer.issue.textpart import html_to_text, text_footer, text_header
+from mailer.issue.textpart import SPONSOR_LINE, html_to_text, text_footer, text_header
 
 TEMPLATE = "issue.mjml.j2"
 CONTENT_MARKER = "@@TWIR_CONTENT@@"
 PREHEADER_MAX = 140
+# After the hidden preheader: "combining grapheme joiner + space" pairs fill the
+# inbox preview so clients do not append the body's first words (Maizzle's way).
+PREHEADER_SPACER = "\u034f " * 90
 _STYLE_OPEN = re.compile(r"<style(?![^>]*data-premailer)")
 COLOR_SCHEME_META = ('<meta name="color-scheme" content="light dark">'
                      '<meta name="supported-color-schemes" content="light dark">')
@@ -92,6 +95,12 @@ def preheader_for(issue: Issue, fragment) -> str:
     return text
 
 
+def postal_address(settings: Settings) -> str:
+    """The configured postal address on one line (a multi-line value is joined with commas)."""
+    lines = [" ".join(line.split()) for line in settings.newsletter.postal_address.splitlines()]
+    return ", ".join(line.strip(" ,") for line in lines if line.strip(" ,"))
+
+
 def _date(issue: Issue) -> str:
     return f"{issue.date.day} {issue.date:%B %Y}"
 
@@ -116,11 +125,12 @@ def layout_html(issue: Issue, settings: Settings, *, subject: str, preheader: st
     news = settings.newsletter
     try:
         mjml = _environment(tdir).get_template(TEMPLATE).render(
-            lang=news.language, subject=subject, preheader=preheader, name=news.name,
-            number=issue.number, date=_date(issue), logo_url=news.logo_url, site_url=news.site_url,
+            lang=news.language, subject=subject, preheader=preheader, preheader_spacer=PREHEADER_SPACER,
+            name=news.name, title=issue.title or subject, number=issue.number, date=_date(issue),
+            logo_url=news.logo_url, logo_width=news.logo_width, site_url=news.site_url,
             site_host=urlsplit(news.site_url).netloc, web_url=url, privacy_url=news.privacy_url,
             unsubscribe_url=UNSUBSCRIBE_PLACEHOLDER, sponsor=sponsor_for(issue, settings),
-            content_marker=CONTENT_MARKER,
+            sponsor_line=SPONSOR_LINE, postal_address=postal_address(settings), content_marker=CONTENT_MARKER,
         )
     except jinja2.TemplateError as exc:
         line = getattr(exc, "lineno", None)
@@ -162,6 +172,8 @@ def render_issue(issue: Issue, settings: Settings, *, timings: dict[str, float] 
         except Exception as exc:  # a Markdown extension choking on odd input
             raise RenderError(f"Markdown rendering failed: {exc}", path=issue.path) from None
         fragment = lxml_html.fragment_fromstring(content or "<p></p>", create_parent="div")
+        outline_headings(fragment)  # the title is the <h1>; content starts at <h2>
+        wrap_tables(fragment)
     subject = subject_for(issue, settings)
     preheader = preheader_for(issue, fragment)
     url = web_url(issue, settings)
@@ -186,5 +198,6 @@ def render_issue(issue: Issue, settings: Settings, *, timings: dict[str, float] 
         text += html_to_text(fragment) + text_footer(
             name=settings.newsletter.name, web_url=url, sponsor=sponsor_for(issue, settings),
             privacy_url=settings.newsletter.privacy_url, unsubscribe_url=UNSUBSCRIBE_PLACEHOLDER,
+            postal_address=postal_address(settings),
         )
     return Rendered(issue=issue, subject=subject, preheader=preheader, html=page, text=text, web_url=url)

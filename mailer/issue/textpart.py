@@ -21,6 +21,8 @@ BLOCK = frozenset("p div h1 h2 h3 h4 h5 h6 ul ol li blockquote pre table thead t
 SKIP = frozenset(["style", "script", "head", "title"])
 _WS = re.compile(r"[ \t\r\n\f\v]+")
 _BR = "\x00"  # stands for <br> until wrapping
+# Opens the sponsor block in both parts (the HTML template gets it from the renderer).
+SPONSOR_LINE = "This issue is sponsored by"
 
 
 class _Text:
@@ -179,12 +181,14 @@ def text_header(*, name: str, number: int, date: str, web_url: str) -> str:
 
 
 def text_footer(*, name: str, web_url: str, sponsor: SponsorInfo | None, privacy_url: str,
-                unsubscribe_url: str) -> str:
+                unsubscribe_url: str, postal_address: str = "") -> str:
     paras = []
-    if sponsor:
-        paras.append(f"This issue is sponsored by {sponsor.name}" + (f": {sponsor.url}" if sponsor.url else "."))
+    if sponsor:  # the same words as the HTML sponsor panel, the link written out
+        paras.append(f"{SPONSOR_LINE} {sponsor.name}.")
         if sponsor.text:
             paras.append(sponsor.text)
+        if sponsor.url:
+            paras.append(sponsor.url)
         paras.append("")
     paras += [
         "Read this issue on the web:",
@@ -193,6 +197,8 @@ def text_footer(*, name: str, web_url: str, sponsor: SponsorInfo | None, privacy
         f"Unsubscribe: {unsubscribe_url}",
         f"Privacy policy: {privacy_url}",
     ]
+    if postal_address:
+        paras.append(postal_address)
     lines = ["", "-- "]
     for para in paras:  # the names and text come from settings: wrap them too, URLs whole
         lines += textwrap.wrap(para, WIDTH, break_long_words=False, break_on_hyphens=False) or [""]

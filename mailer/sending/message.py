@@ -172,15 +172,37 @@ class MimeMessage:
         ))
 
 
+def list_headers(news) -> list[str]:
+    """RFC 2369 List-Help/List-Archive and RFC 8058's List-Unsubscribe-Post (the same for everyone).
+    List-Unsubscribe itself is per recipient (``MessageTemplate.list_unsubscribe``)."""
+    out = [f"List-Help: <{news.site_url}>"]
+    if news.archive_url:
+        out.append(f"List-Archive: <{news.archive_url}>")
+    return out + ["List-Unsubscribe-Post: List-Unsubscribe=One-Click"]
+
+
+_FEEDBACK_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def feedback_id(campaign_id: int | None, issue_number: int, list_name: str | None, sender: str) -> str:
+    """Gmail's Feedback-ID ``campaign:issue:list:sender-id`` (its feedback loop groups complaints
+    by each field; the last one names the sender). Fields must not contain ':'.
+    Without a campaign (the `render` sample) the campaign field says so."""
+    fields = ["sample" if campaign_id is None else str(campaign_id), str(issue_number), list_name or "direct", sender]
+    return ":".join(_FEEDBACK_UNSAFE.sub("-", f) for f in fields)
+
+
 class MessageTemplate:
     """Everything about a campaign's message that does not depend on the recipient."""
 
-    def __init__(self, rendered: Rendered, settings: Settings, *, subject_prefix: str = ""):
+    def __init__(self, rendered: Rendered, settings: Settings, *, subject_prefix: str = "",
+                 campaign_id: int | None = None, list_name: str | None = None):
         news = settings.newsletter
         self.mime = MimeMessage(from_=news.from_, subject=subject_prefix + rendered.subject, text=rendered.text,
                                 html=rendered.html, reply_to=news.reply_to,
-                                headers=(_ascii_header("List-Id", _list_id(news.list_id)),
-                                         "List-Unsubscribe-Post: List-Unsubscribe=One-Click"))
+                                headers=(_ascii_header("List-Id", _list_id(news.list_id)), *list_headers(news),
+                                         "Feedback-ID: " + feedback_id(campaign_id, rendered.issue.number,
+                                                                       list_name, news.feedback_sender)))
         self.sender, self.subject = self.mime.sender, self.mime.subject
         self.mailto = news.unsubscribe_mailto
         self.base_url = settings.web.base_url.rstrip("/")

@@ -75,8 +75,12 @@ def subject_prefix(settings: Settings, test: bool) -> str:
     return settings.send.test_subject_prefix if test else ""
 
 
-def template_for(rendered: Rendered, settings: Settings, test: bool) -> MessageTemplate:
-    return MessageTemplate(rendered, settings, subject_prefix=subject_prefix(settings, test))
+def template_for(rendered: Rendered, settings: Settings, test: bool, campaign: Campaign | None = None,
+                 list_name: str | None = None) -> MessageTemplate:
+    if campaign is not None:
+        list_name = campaign.list_name
+    return MessageTemplate(rendered, settings, subject_prefix=subject_prefix(settings, test),
+                           campaign_id=campaign.id if campaign else None, list_name=list_name)
 
 
 def deliver(store: Store, campaign: Campaign, rendered: Rendered, transport: Transport, settings: Settings, *,
@@ -87,7 +91,7 @@ def deliver(store: Store, campaign: Campaign, rendered: Rendered, transport: Tra
     if rendered.issue.number != campaign.issue_number:
         raise CampaignError(f"campaign {campaign.id} is for issue {campaign.issue_number}, "
                             f"not {rendered.issue.number}")
-    template = template_for(rendered, settings, campaign.kind is CampaignKind.TEST)
+    template = template_for(rendered, settings, campaign.kind is CampaignKind.TEST, campaign)
     if campaign.status is not CampaignStatus.SENDING:
         store.set_campaign_status(campaign.id, CampaignStatus.SENDING)
     sender = Sender(store, campaign, template, transport, settings, rate=rate, workers=workers,
@@ -99,7 +103,7 @@ def dry_run(store: Store, rendered: Rendered, settings: Settings, list_name: str
             addresses: list[str] = (), test: bool = False) -> tuple[int, int, float]:
     """Build every message of a send (list members and/or test addresses) without recording or
     handing anything over. Returns (messages, total bytes, seconds)."""
-    template = template_for(rendered, settings, test)
+    template = template_for(rendered, settings, test, list_name=list_name)
     signer = Signer(settings.secret_key)
     list_id = store.list_id(list_name) if list_name else 0
     started, n, size = time.monotonic(), 0, 0

@@ -51,6 +51,10 @@ def sendable_warnings(settings: Settings) -> list[str]:
     elif parts.scheme != "https":
         # RFC 8058: one-click unsubscribe needs an HTTPS URI (Gmail and Yahoo ignore others).
         out.append(f"[web] base_url {base} is not https://: Gmail and Yahoo ignore one-click unsubscribe")
+    if not settings.newsletter.postal_address.strip():
+        # CAN-SPAM: commercial email (TWIR carries sponsors) must show a valid postal address.
+        out.append("[newsletter] postal_address is empty (TWIR_MAIL_NEWSLETTER_POSTAL_ADDRESS): "
+                   "commercial email must carry a physical postal address in its footer")
     return out
 
 
