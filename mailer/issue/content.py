@@ -15,6 +15,8 @@ import threading
 
 import markdown
 
+from mailer.issue.sanitize import HTML_TAGS, sanitize
+
 EXTENSIONS = ["extra", "toc", "meta", "codehilite"]
 EXTENSION_CONFIGS = {
     # Inline colours: email clients drop <style>-based Pygments classes.
@@ -23,13 +25,6 @@ EXTENSION_CONFIGS = {
     "toc": {"anchorlink": False, "permalink": False},
 }
 
-# Elements a TWIR author may write as raw HTML. Anything else that looks like a
-# tag (``<T>``, ``<Vec<T>``, ``<impl Log>``) is text and gets escaped.
-HTML_TAGS = frozenset("""
-a abbr b bdi bdo blockquote br caption center cite code col colgroup dd del details dfn div dl dt em
-figcaption figure font h1 h2 h3 h4 h5 h6 hr i img ins kbd li mark ol p pre q s samp small span strike
-strong sub summary sup table tbody td tfoot th thead time tr tt u ul var wbr
-""".split())
 # A real tag: known lower-case name, then attribute syntax only (no ``,``/``<``).
 _ATTRS = r"""(?:\s+[a-zA-Z_:][-\w:.]*(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'=<>`]+))?)*\s*/?"""
 _REAL_TAG = re.compile(r"</?([a-z][a-z0-9]*)" + _ATTRS + r">")
@@ -99,5 +94,5 @@ def clean_html(html: str) -> str:
 
 
 def content_html(body: str) -> str:
-    """The email's content fragment for a Markdown body."""
-    return clean_html(markdown_html(body))
+    """The email's content fragment for a Markdown body, sanitized (mailer.issue.sanitize)."""
+    return sanitize(clean_html(markdown_html(body)))
