@@ -65,6 +65,8 @@ class Sponsor:
 class Check:
     html_error_kib: int = _doc("HTML size (KiB) above which `check` fails (Gmail clips near 102 KB).", 100)
     html_warning_kib: int = _doc("HTML size (KiB) above which `check` warns.", 90)
+    retired_links: list = _doc("URL prefixes no issue may link to any more (`check` error retired-link).",
+                               ["https://this-week-in-rust.us11.list-manage.com/"])
 
 
 @dataclass(frozen=True)

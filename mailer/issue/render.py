@@ -34,6 +34,10 @@ from mailer.issue.textpart import html_to_text, text_footer, text_header
 TEMPLATE = "issue.mjml.j2"
 CONTENT_MARKER = "@@TWIR_CONTENT@@"
 PREHEADER_MAX = 140
+# libxml2 (premailer, lxml) stops parsing 256 elements deep and silently drops the
+# rest of the page, footer and unsubscribe link included. The layout puts the
+# content ~15 deep; no published issue nests more than a few levels.
+MAX_CONTENT_DEPTH = 100
 _STYLE_OPEN = re.compile(r"<style(?![^>]*data-premailer)")
 COLOR_SCHEME_META = ('<meta name="color-scheme" content="light dark">'
                      '<meta name="supported-color-schemes" content="light dark">')
@@ -153,6 +157,13 @@ def inline_css(html: str) -> str:
         raise RenderError(f"CSS inlining failed: {exc}") from None
 
 
+def _refuse_deep(fragment, issue: Issue) -> None:
+    depth = max(sum(1 for _ in el.iterancestors()) for el in fragment.iter())
+    if depth > MAX_CONTENT_DEPTH:
+        raise RenderError(f"content is nested {depth} elements deep (blockquotes or lists in lists); "
+                          f"an email allows {MAX_CONTENT_DEPTH}: its footer would be lost", path=issue.path)
+
+
 def render_issue(issue: Issue, settings: Settings, *, timings: dict[str, float] | None = None) -> Rendered:
     """Render one issue; ``timings`` (if given) receives milliseconds per stage."""
     timer = _Timer(timings)
@@ -162,6 +173,7 @@ def render_issue(issue: Issue, settings: Settings, *, timings: dict[str, float] 
         except Exception as exc:  # a Markdown extension choking on odd input
             raise RenderError(f"Markdown rendering failed: {exc}", path=issue.path) from None
         fragment = lxml_html.fragment_fromstring(content or "<p></p>", create_parent="div")
+        _refuse_deep(fragment, issue)
     subject = subject_for(issue, settings)
     preheader = preheader_for(issue, fragment)
     url = web_url(issue, settings)
