@@ -25,6 +25,9 @@ _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):")
 # Something shaped like a scheme before "//" or ":": "hhttps://", "ttps://", "http//", "https:/x".
 _SCHEME_LIKE = re.compile(r"^([a-zA-Z]{2,6})(:?/{1,2}|:)")
 _WWW_OR_HOST = re.compile(r"^(?:www\.|[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}(?:/|$))", re.I)
+# Bounds that keep odd input linear: no real URL is longer, no story prefix wider.
+MAX_URL = 4096
+MAX_BEFORE = 400
 
 
 @dataclass(frozen=True)
@@ -50,16 +53,16 @@ def iter_links(text: str) -> Iterator[Link]:
         i = m.end()
         i = _skip_space(text, i, newline=True)
         if text.startswith("<", i):
-            close = text.find(">", i)
+            close = text.find(">", i, i + MAX_URL)
             url, j = (text[i + 1:close], close + 1) if close != -1 else ("", i)
         else:
             j = _url_end(text, i)
             url = text[i:j]
-        end = text.find(")", j)
+        end = text.find(")", j, j + MAX_URL)
         line = _line_of(starts, m.start())
         yield Link(line=line, label=m.group(2), url=url, is_image=bool(m.group(1)),
-                   before=text[starts[line]:m.start()], after=text[end + 1:end + 2] if end != -1 else "",
-                   url_line=_line_of(starts, i))
+                   before=text[max(starts[line], m.start() - MAX_BEFORE):m.start()],
+                   after=text[end + 1:end + 2] if end != -1 else "", url_line=_line_of(starts, i))
 
 
 def _skip_space(text: str, i: int, *, newline: bool) -> int:
@@ -77,7 +80,7 @@ def _url_end(text: str, i: int) -> int:
     """End of a bare URL: balanced parentheses belong to it, and so does a continuation
     on the next line when the URL was wrapped (no space, then more URL, then `)`)."""
     depth, j = 0, i
-    while j < len(text):
+    while j < min(len(text), i + MAX_URL):
         ch = text[j]
         if ch == "\n" and j > i and _wrapped_continuation(text, j + 1):
             j += 1
@@ -96,7 +99,7 @@ def _url_end(text: str, i: int) -> int:
 
 def _wrapped_continuation(text: str, k: int) -> bool:
     """The next line goes on with URL characters straight up to the link's `)`."""
-    m = re.match(r"[^\s()\[\]<>\"]+\)", text[k:k + 2048])
+    m = re.match(r"[^\s()\[\]<>\"]+\)", text[k:k + MAX_URL])
     return m is not None
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Iterable
 
 import ftfy
+from markdown.inlinepatterns import BACKTICK_RE, BacktickInlineProcessor
 
 from mailer.config import Settings
 from mailer.errors import TwirMailError
@@ -32,12 +33,14 @@ from mailer.issue.sanitize import unsafe_markup
 from mailer.models import Finding, Issue, Rendered, Severity
 
 PLACEHOLDERS = ("INSERT_LINK_HERE", "REDDIT_LINK_HERE", "$twir_issue_number")
-_FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,}).*?^\1\2[`~]*[ \t]*$", re.S | re.M)
-_CODE_SPAN = re.compile(r"(`+)(?!`).*?(?<!`)\1(?!`)")
+# Possessive: a backtracking `{3,} is cubic on a line of backticks.
+_FENCE = re.compile(r"^( {0,3})(`{3,}+|~{3,}+).*?^\1\2[`~]*[ \t]*$", re.S | re.M)
+_CODE_SPANS = BacktickInlineProcessor(BACKTICK_RE)
 _REF_DEF = re.compile(r"^ {0,3}\[([^\]]+)\]:\s*<?(\S*?)>?(?:\s+.*)?$")
 _AUTOLINK = re.compile(r"<((?:https?|ftp)://[^>\s]+)>")
-_RAW_HREF = re.compile(r"""<a\s[^>]*href\s*=\s*["']([^"']*)["']""", re.I)
-_RAW_IMG = re.compile(r"<img\b[^>]*>", re.I)
+# Bounded: "<a " without a ">" must not make the scan quadratic.
+_RAW_HREF = re.compile(r"""<a\s[^>]{0,2000}?href\s*=\s*["']([^"']{0,4096})["']""", re.I)
+_RAW_IMG = re.compile(r"<img\b[^>]{0,4096}>", re.I)
 # Silences one finding: `<!-- check: ignore duplicate -->` on its line or alone on the line above.
 _IGNORE = re.compile(r"<!--\s*check:\s*ignore\s+([\w\s,-]+?)\s*-->", re.I)
 _NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]{2,}")
@@ -54,7 +57,27 @@ def _blank(match: re.Match) -> str:
 def scan_lines(body: str) -> list[str]:
     """Body lines with comments, fenced code and code spans blanked out."""
     text = _FENCE.sub(_blank, HTML_COMMENT.sub(_blank, body))
-    return [_CODE_SPAN.sub(_blank, line) for line in text.split("\n")]
+    return [_blank_code_spans(line) for line in text.split("\n")]
+
+
+def _blank_code_spans(line: str) -> str:
+    """Blank each `code span` as Python-Markdown pairs them (its own pairing routine:
+    a regex like ``(`+).*?\\1`` is quadratic, even cubic, on a line of backticks)."""
+    if "`" not in line:
+        return line
+    out, pos, i = [], 0, line.find("`")
+    while i != -1:
+        if i > 0 and line[i - 1] == "\\" and (i < 2 or line[i - 2] != "\\"):
+            i = line.find("`", i + 1)  # an escaped backtick
+            continue
+        start, end = _CODE_SPANS.find_code_spans(i, line)
+        if end is None:
+            i = line.find("`", start)
+            continue
+        stop = end + (start - i)
+        out += [line[pos:i], " " * (stop - i)]
+        pos, i = stop, line.find("`", stop)
+    return "".join(out) + line[pos:]
 
 
 def mojibake(line: str) -> str | None:

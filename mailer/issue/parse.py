@@ -25,7 +25,13 @@ _NUMBER_IN_TITLE = re.compile(r"(\d+)\s*$")
 NO_SPONSOR = {"none", "-", "off"}
 # Published issues are under 40 KiB; an email over ~100 KiB of HTML is clipped by
 # Gmail. A file this large is a mistake (a log pasted in), refused before parsing.
-MAX_ISSUE_BYTES = 1024 * 1024
+MAX_ISSUE_BYTES = 512 * 1024
+# Python-Markdown's link pattern rescans the rest of a paragraph for every open
+# "[" or "(", its HTML parser for every unclosed "<tag": thousands of them take
+# minutes. Real issues nest two or three.
+MAX_BRACKET_DEPTH = 32
+_BRACKET = re.compile(r"[\[\]()>]|<(?=[A-Za-z/!])")
+_OPENER = {"]": "[", ")": "(", ">": "<"}
 
 
 def read_text(path: Path) -> str:
@@ -117,6 +123,7 @@ def parse_issue(path: str | Path) -> Issue:
     if not headers:
         raise IssueError("no Pelican headers (expected `Title:`, `Date:` ... at the top)", path=path, line=1)
     _refuse_control_chars(headers, path)
+    _refuse_deep_brackets(text.split("\n"), body_start, path)
     for required in ("title", "date"):
         if not headers.get(required, ("", 0))[0]:
             line = headers.get(required, ("", 1))[1]
@@ -139,6 +146,25 @@ def parse_issue(path: str | Path) -> Issue:
         headers={k: v for k, (v, _) in headers.items()},
         header_lines={k: line for k, (_, line) in headers.items()},
     )
+
+
+def _refuse_deep_brackets(lines: list[str], start: int, path: Path) -> None:
+    """Refuse [, ( or < (a tag's start) nested or left open deeper than MAX_BRACKET_DEPTH
+    within one paragraph."""
+    depth = dict.fromkeys("[(<", 0)
+    for number, line in enumerate(lines[start:], start + 1):
+        if not line.strip():
+            depth = dict.fromkeys("[(<", 0)  # a blank line ends the paragraph
+            continue
+        for m in _BRACKET.finditer(line):
+            ch = m.group(0)[0]
+            if ch in depth:
+                depth[ch] += 1
+                if depth[ch] > MAX_BRACKET_DEPTH:
+                    raise IssueError(f"more than {MAX_BRACKET_DEPTH} nested or unclosed {ch} in one paragraph",
+                                     path=path, line=number)
+            elif depth[_OPENER[ch]]:
+                depth[_OPENER[ch]] -= 1
 
 
 def _refuse_control_chars(headers: dict[str, tuple[str, int]], path: Path) -> None:

@@ -49,8 +49,9 @@ URL_SCHEMES = frozenset(nh3.ALLOWED_URL_SCHEMES)
 # Elements removed with their content (never shown as text).
 DROPPED_WITH_CONTENT = frozenset({"script", "style"})
 
-_TAG = re.compile(r"<([a-zA-Z][a-zA-Z0-9]*)((?:\s+[^\s=>/]+(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s\"'>]+))?)*)\s*/?>")
-_ATTR = re.compile(r"([^\s=>/]+)(?:\s*=\s*(\"[^\"]*\"|'[^']*'|[^\s\"'>]+))?")
+_TAG_OPEN = re.compile(r"<([a-zA-Z][a-zA-Z0-9]*)(?=[\s/>])")
+_ATTR = re.compile(r"([^\s=>/\"']+)(?:\s*=\s*(\"[^\"]*\"|'[^']*'|[^\s\"'>]+))?")
+MAX_TAG = 4096  # no real tag is longer: keeps odd input ("<a href=<a href=...") linear
 _WS = re.compile(r"\s+")
 
 
@@ -93,11 +94,12 @@ def sanitize(html: str) -> str:
 def unsafe_markup(line: str) -> list[str]:
     """What the sanitizer removes from the raw HTML tags on one source line, as phrases."""
     problems = []
-    for tag in _TAG.finditer(line):
+    for tag in _TAG_OPEN.finditer(line):
         name = tag.group(1).lower()
-        if name not in HTML_TAGS:
+        close = line.find(">", tag.end(), tag.end() + MAX_TAG)
+        if name not in HTML_TAGS or close == -1:
             continue  # not a tag the renderer keeps: content.py escapes it to text
-        for attr in _ATTR.finditer(tag.group(2)):
+        for attr in _ATTR.finditer(line, tag.end(), close):
             key, value = attr.group(1).lower(), (attr.group(2) or "").strip("\"'")
             if not allowed(name, key):
                 problems.append(f"{key}= attribute on <{name}>")
