@@ -263,8 +263,13 @@ def check_issue(path: str | Path, settings: Settings, *, ignore: Iterable[str] =
     try:
         issue = parse_issue(path)
     except TwirMailError as exc:
-        return [Finding(exc.path or str(path), exc.line, Severity.ERROR, exc.message, "parse")]
+        return [parse_finding(exc, path)]
     return check_parsed(issue, settings, ignore=ignore)[0]
+
+
+def parse_finding(exc: TwirMailError, path: str | Path) -> Finding:
+    """An issue that cannot be read or parsed, as a finding."""
+    return Finding(exc.path or str(path), exc.line, Severity.ERROR, exc.message, "parse")
 
 
 def check_parsed(issue: Issue, settings: Settings, *,
