@@ -302,3 +302,10 @@ def silence(findings: list[Finding], issue: Issue, ignore: Iterable[str] = ()) -
             silenced.setdefault(issue.body_line + index + alone, set()).update(codes)
     kept = [f for f in findings if f.code not in ignore and f.code not in silenced.get(f.line or 0, ())]
     return sorted(kept, key=lambda f: (f.line or 0, f.severity != Severity.ERROR))
+
+
+def link_targets(issue: Issue, settings: Settings) -> list[tuple[int, str]]:
+    """(file line, URL) of every link and image of an issue, found exactly as `check` finds them
+    (for the live checker)."""
+    found = _Linter(issue, settings).links()
+    return [(issue.body_line + i, "".join(CONTROL_CHARS.sub("", url).split())) for i, url, _ in found]
