@@ -139,12 +139,14 @@ def _with_live_links(file, findings, settings, ignore):
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @pass_ctx
 def preview_cmd(ctx, file: str, port: int, host: str) -> int:
-    """Serve a page showing FILE as desktop, mobile, dark and plain text, updated on save."""
+    """Serve a page showing FILE as desktop, mobile, dark and plain text, with the findings of
+    `check` beside it, updated on save."""
     from mailer.issue.parse import parse_issue
     from mailer.issue.preview import make_server
+    from mailer.sending.preflight import check_message
 
     parse_issue(file)  # a file that cannot even be parsed is a plain error
-    server = make_server(file, ctx.settings, host=host, port=port)
+    server = make_server(file, ctx.settings, host=host, port=port, checker=check_message)
     real_host, real_port = server.server_address[:2]
     click.echo(f"Previewing {file} at http://{real_host}:{real_port}/ (re-renders on save; Ctrl-C to stop)", err=True)
     try:
