@@ -115,7 +115,7 @@ async def _fetch_all(urls: list[str], settings: Settings, stats: Stats) -> dict[
     async with httpx.AsyncClient(timeout=timeout, limits=pool, follow_redirects=True, max_redirects=MAX_REDIRECTS,
                                  headers={"User-Agent": USER_AGENT}) as client:
         async def one(url: str) -> Result:
-            async with overall, per_host[urlsplit(url).hostname or ""]:
+            async with overall, per_host[urlsplit(url).netloc.lower()]:
                 return await _fetch(client, url, stats)
 
         results = await asyncio.gather(*(one(url) for url in urls))
