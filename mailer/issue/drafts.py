@@ -1,7 +1,8 @@
 """The gaps a TWIR draft typically has, found from the issue's own conventions.
 
 - ``Number:`` against the number in ``Title:``, ``Date:`` against the file name;
-- a "... goes here" comment of the template with nothing written after it;
+- a "... goes here" comment of the template with nothing written after it
+  (the next line is blank or a heading, and no list item follows in its section);
 - events dated outside the issue's "Rusty Events between A - B" range;
 - the outline of the issue, so that a meetup listed under "Virtual" and again
   under its region is not taken for a duplicate link.
@@ -24,6 +25,7 @@ _RANGE = re.compile(r"Rusty Events between (\d{4}-\d{2}-\d{2}) - (\d{4}-\d{2}-\d
 _EVENT = re.compile(r"^\s*[*+-]\s+(\d{4}-\d{2}-\d{2})(?:\s*-\s*(\d{4}-\d{2}-\d{2}))?\s*\|")
 _FILE_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})\b")
 _TITLE_NUMBER = re.compile(r"(\d+)\s*$")
+_LIST_ITEM = re.compile(r"^\s*(?:[*+-]|\d+\.)\s+\S")
 # The template's slots: "<!-- COTW goes here -->", "<!-- CFPs go here, use this format: ... -->".
 _SLOT = re.compile(r"\bgo(?:es)? here\b", re.I)
 
@@ -57,6 +59,15 @@ class Outline:
             if h.index > heading.index and h.level <= heading.level:
                 return h.index
         return len(self.lines)
+
+    def ancestors(self, heading: Heading) -> list[Heading]:
+        """The headings whose sections contain this one, innermost first."""
+        found, level = [], heading.level
+        for h in reversed(self.headings[:self.headings.index(heading)]):
+            if h.level < level:
+                found.append(h)
+                level = h.level
+        return found
 
     def events(self) -> Heading | None:
         return next((h for h in self.headings if _EVENTS.search(h.title)), None)
@@ -115,6 +126,9 @@ def unfilled_slots(body: str, lines: list[str], outline: Outline) -> list[tuple]
         if i < len(lines) and lines[i].strip() and not _HEADING.match(lines[i]):
             continue
         section = outline.section(start)
+        stop = outline.end(section) if section else len(lines)
+        if any(_LIST_ITEM.match(line) for line in lines[i:stop]):
+            continue  # filled further down, in a sub-section ("Calls for Testing" > "Rustup")
         where = f"section {section.title!r}" if section else "the issue"
         found.append((start, Severity.WARNING, "unfilled",
                       f"{where} is not filled in: nothing after {_comment(m.group(0))}"))

@@ -230,7 +230,9 @@ class _Linter:
             nxt = headings[n + 1] if n + 1 < len(headings) else None
             stop = nxt.index if nxt else len(self.lines)
             has_text = any(line.strip() for line in self.lines[h.index + 1:stop])
-            if not has_text and (nxt is None or nxt.level <= h.level) and h not in skip:
+            # An empty sub-section of an unfilled slot's section is the same gap: reported once.
+            unfilled = h in skip or any(a in skip for a in self.outline.ancestors(h))
+            if not has_text and (nxt is None or nxt.level <= h.level) and not unfilled:
                 self.warn(h.index, f"empty section: {h.title}", "empty-section")
 
     def size(self, html_bytes: int) -> None:
