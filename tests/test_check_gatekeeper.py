@@ -161,8 +161,15 @@ def test_filled_slot_and_empty_slot(issue_file, settings):
     ### [Approved Major Change Proposals (MCP)](https://forge.rust-lang.org/compiler/mcp.html)
     <!~~ MCPs which have been approved or rejected this week go here ~~>
     -->
+
+    ### CFP - Events
+
+    <!-- CFPs go here, use this format: * [**event name**](URL to CFP)| Date CFP closes in YYYY-MM-DD -->
+
+    * [**EuroRust**](https://sessionize.com/eurorust-2026/) | CFP open until 2026-04-27 | Barcelona, Spain
     """)
     findings = check_issue(path, settings)
+    # Filled after a blank line (issue 642's "CFP - Events") is filled.
     assert found(findings) == [(FIRST + 8, Severity.WARNING, "unfilled"), (FIRST + 15, Severity.WARNING, "unfilled")]
 
 
