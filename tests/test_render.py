@@ -12,7 +12,8 @@ from mailer.config import with_overrides
 from mailer.issue.content import CONTROL_CHARS, HTML_TAGS, markdown_html
 from mailer.errors import RenderError
 from mailer.issue.parse import parse_issue
-from mailer.issue.lint import inline_links, scan_lines
+from mailer.issue.links import inline_links
+from mailer.issue.lint import scan_lines
 from mailer.issue.minify import break_long_lines, minify
 from mailer.models import UNSUBSCRIBE_PLACEHOLDER
 from mailer.issue.render import render_issue

@@ -27,7 +27,6 @@ from mailer.config import Settings
 from mailer.errors import TwirMailError
 from mailer.issue import drafts, links
 from mailer.issue.content import CONTROL_CHARS, HTML_COMMENT
-from mailer.issue.links import inline_links  # noqa: F401 (re-exported: tests read links line by line)
 from mailer.issue.parse import parse_issue
 from mailer.issue.sanitize import unsafe_markup
 from mailer.models import Finding, Issue, Rendered, Severity
