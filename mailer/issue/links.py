@@ -28,6 +28,7 @@ _WWW_OR_HOST = re.compile(r"^(?:www\.|[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}(?:/
 # Bounds that keep odd input linear: no real URL is longer, no story prefix wider.
 MAX_URL = 4096
 MAX_BEFORE = 400
+_PLAIN = re.compile(r"[^\s()]+")
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,12 @@ def _url_end(text: str, i: int) -> int:
     """End of a bare URL: balanced parentheses belong to it, and so does a continuation
     on the next line when the URL was wrapped (no space, then more URL, then `)`)."""
     depth, j = 0, i
-    while j < min(len(text), i + MAX_URL):
+    stop = min(len(text), i + MAX_URL)
+    while j < stop:
+        plain = _PLAIN.match(text, j, stop)
+        if plain:
+            j = plain.end()  # skip ordinary URL characters in one step
+            continue
         ch = text[j]
         if ch == "\n" and j > i and _wrapped_continuation(text, j + 1):
             j += 1
