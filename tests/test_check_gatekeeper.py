@@ -47,6 +47,8 @@ def test_links_without_a_scheme_are_dead_in_an_email(issue_file, settings):
     * [Zed decoded](zed.dev/blog/zed-decoded-rope-sumtree)
     * 2024-10-09 | Vienna, AT | [Euro Rust](eurorust)
     * [fine](https://eurorust.eu/) [also fine](mailto:editors@example.org) [footnote](#fn:1)
+
+    [^1]: A footnote is not a link reference.
     """)
     errors = [f for f in check_issue(path, settings) if f.severity == Severity.ERROR]
     assert found(errors) == [(FIRST + n, Severity.ERROR, "relative-link") for n in range(3)]

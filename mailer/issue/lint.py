@@ -35,7 +35,7 @@ PLACEHOLDERS = ("INSERT_LINK_HERE", "REDDIT_LINK_HERE", "$twir_issue_number")
 # Possessive: a backtracking `{3,} is cubic on a line of backticks.
 _FENCE = re.compile(r"^( {0,3})(`{3,}+|~{3,}+).*?^\1\2[`~]*[ \t]*$", re.S | re.M)
 _CODE_SPANS = BacktickInlineProcessor(BACKTICK_RE)
-_REF_DEF = re.compile(r"^ {0,3}\[([^\]]+)\]:\s*<?(\S*?)>?(?:\s+.*)?$")
+_REF_DEF = re.compile(r"^ {0,3}\[(?!\^)([^\]]+)\]:\s*<?(\S*?)>?(?:\s+.*)?$")
 _AUTOLINK = re.compile(r"<((?:https?|ftp)://[^>\s]+)>")
 # Bounded: "<a " without a ">" must not make the scan quadratic.
 _RAW_HREF = re.compile(r"""<a\s[^>]{0,2000}?href\s*=\s*["']([^"']{0,4096})["']""", re.I)
