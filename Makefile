@@ -31,7 +31,7 @@ test: install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Each script prints its figures; `make bench BENCH=render` runs one.
-BENCH ?= render import send web lambda_cold_start
+BENCH ?= render import send web lambda_cold_start linkcheck
 bench: install-test
 	@for b in $(BENCH); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; done
 

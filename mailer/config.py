@@ -72,6 +72,14 @@ class Sponsor:
 class Check:
     html_error_kib: int = _doc("HTML size (KiB) above which `check` fails (Gmail clips near 102 KB).", 100)
     html_warning_kib: int = _doc("HTML size (KiB) above which `check` warns.", 90)
+    retired_links: list = _doc("URL prefixes no issue may link to any more (`check` error retired-link).",
+                               ["https://this-week-in-rust.us11.list-manage.com/"])
+    link_timeout: float = _doc("`check --links`: seconds to wait for one answer.", 10.0)
+    link_concurrency: int = _doc("`check --links`: requests in flight at once.", 16)
+    link_per_host: int = _doc("`check --links`: requests in flight to one host at once.", 2)
+    link_cache: str = _doc("`check --links`: cache file of links found good (relative to the config file).",
+                           ".twir-mail-links.json")
+    link_cache_days: float = _doc("`check --links`: a link found good is not fetched again for this long.", 7.0)
 
 
 @dataclass(frozen=True)
@@ -195,6 +203,10 @@ class Settings:
         return self.path(self.outbox.dir)
 
     @property
+    def link_cache_path(self) -> Path:
+        return self.path(self.check.link_cache)
+
+    @property
     def templates_dir(self) -> Path:
         return self.path(self.render.templates_dir) if self.render.templates_dir else TEMPLATES_DIR
 
@@ -310,6 +322,11 @@ def _validate(s: Settings) -> None:
         bad("send.workers", "must be at least 1")
     if s.check.html_warning_kib > s.check.html_error_kib:
         bad("check.html_warning_kib", "must not exceed check.html_error_kib")
+    for key in ("link_concurrency", "link_per_host"):
+        if getattr(s.check, key) < 1:
+            bad(f"check.{key}", "must be at least 1")
+    if not all(isinstance(p, str) and p for p in s.check.retired_links):
+        bad("check.retired_links", "must be a list of URL prefixes")
 
 
 # Settings that end up as links, image sources or endpoints; "" = optional and unset.

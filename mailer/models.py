@@ -38,6 +38,7 @@ class Issue:
     preheader: str | None = None  # `Preheader:` override
     sponsor: SponsorInfo | None = None  # `Sponsor:` override
     headers: dict[str, str] = field(default_factory=dict)
+    header_lines: dict[str, int] = field(default_factory=dict)  # lower-case name -> 1-based line
 
     @property
     def stem(self) -> str:
@@ -71,7 +72,9 @@ class Severity(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Finding:
-    """One lint result, printed as ``file:line: severity: message``."""
+    """One lint result, printed as ``file:line: severity: message [code]``.
+
+    ``code`` is stable: `check --ignore CODE` and ``<!-- check: ignore CODE -->`` use it."""
 
     path: str
     line: int | None
@@ -81,7 +84,8 @@ class Finding:
 
     def __str__(self) -> str:
         where = f"{self.path}:{self.line}" if self.line else self.path
-        return f"{where}: {self.severity.value}: {self.message}"
+        code = f" [{self.code}]" if self.code else ""
+        return f"{where}: {self.severity.value}: {self.message}{code}"
 
 
 class Status(str, enum.Enum):

@@ -130,3 +130,37 @@ def test_preview_page_switches_views_and_rerenders(browser, preview, screenshot_
     page.wait_for_function("document.getElementById('error').textContent.includes('invalid Date')",
                            timeout=30_000)
     page.close()
+
+
+def test_preview_lists_check_findings_beside_the_email(browser, issue_file, settings, screenshot_dir):
+    from mailer.sending.preflight import check_message
+
+    path = issue_file("## Updates\n\n* [**Boulder Elixir Meetup**](hhttps://www.meetup.com/boulder-elixir/events/"
+                      "302991078/)\n* [Old](http://old.example/)\n\n## Crate of the Week\n\n<!-- COTW goes here -->\n")
+    server = make_server(path, settings, port=0, checker=check_message)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host, port = server.server_address[:2]
+    try:
+        page = browser.new_page(viewport={"width": 1100, "height": 800}, color_scheme="light")
+        offline(page)
+        page.goto(f"http://{host}:{port}/")
+        page.wait_for_function("document.querySelectorAll('#findings li').length == 3", timeout=30_000)
+        assert page.inner_text("#summary") == "check: 1 error(s), 2 warning(s)"
+        items = page.eval_on_selector_all("#findings li", "els => els.map(e => [e.className, e.innerText])")
+        assert items[0][0] == "error" and "line 8: error" in items[0][1] and "[scheme-typo]" in items[0][1]
+        assert {i[1].rsplit("[", 1)[1] for i in items[1:]} == {"http]", "unfilled]"}
+        wait_frame(page, "doc.querySelector('.c') && doc.querySelector('.c').textContent.includes('Boulder')")
+        box = page.locator("#findings").bounding_box()
+        frame = page.locator("#frame").bounding_box()
+        assert box["x"] >= frame["x"] + frame["width"]  # beside the email, not over it
+        page.screenshot(path=str(screenshot_dir / "preview-findings.png"))
+        # Fixing the file clears the findings without a reload.
+        path.write_text(path.read_text().replace("hhttps", "https").replace("http://old", "https://old")
+                        .replace("<!-- COTW goes here -->", "This week's crate is [jiff](https://docs.rs/jiff)."),
+                        encoding="utf-8")
+        page.wait_for_function("document.querySelectorAll('#findings li').length == 0", timeout=30_000)
+        assert page.inner_text("#summary") == "check: 0 error(s), 0 warning(s)"
+        page.close()
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -107,13 +107,22 @@ def test_check_errors_stop_the_send_unless_forced(store, store_url, tmp_path):
     draft.write_text(ISSUE.read_text(encoding="utf-8") + "\n* [Reddit](REDDIT_LINK_HERE)\n", encoding="utf-8")
     outbox = tmp_path / "outbox"
     env = cli_env(store_url, outbox)
-    for args in (("--yes",), ("--to", "me@example.org"), ("--dry-run",)):
+    for args in (("--yes",), ("--dry-run",)):
         r = run("send", str(draft), *args, env=env, cwd=tmp_path)
         assert r.returncode == 1 and "draft placeholder REDDIT_LINK_HERE" in r.stderr, r.stderr
         assert r.stderr.strip().splitlines()[-1] == f"error: {draft}: 1 error(s) in the issue: fix them or send " \
                                                   "with --force"
         assert "subject:" not in r.stdout
     assert store.campaigns() == [] and not outbox.exists()
+    # A test send goes out despite the errors (printed), so the editor sees the draft in their inbox.
+    test = run("send", str(draft), "--to", "me@example.org", env=env, cwd=tmp_path)
+    assert test.returncode == 0, test.stderr
+    assert "draft placeholder REDDIT_LINK_HERE left in the issue [placeholder]" in test.stderr
+    assert "test send despite 1 error(s)" in test.stderr and "[TEST] " in test.stdout
+    assert outbox_recipients(outbox) == ["me@example.org"]
+    assert [c.kind for c in store.campaigns()] == ["test"]
+    for path in outbox.glob("*.eml"):
+        path.unlink()
     forced = run("send", str(draft), "--yes", "--force", env=env, cwd=tmp_path)
     assert forced.returncode == 0, forced.stderr
     assert "draft placeholder" in forced.stderr and "sent 2, failed 0" in forced.stdout

@@ -64,19 +64,34 @@ def render_cmd(ctx, files: tuple[str, ...], output: str) -> int:
     return 0
 
 
+def _codes(values: tuple[str, ...]) -> tuple[str, ...]:
+    """``--ignore a,b --ignore c`` -> ("a", "b", "c")."""
+    return tuple(code.strip() for value in values for code in value.split(",") if code.strip())
+
+
 @click.command("check")
 @click.argument("files", nargs=-1, required=True)
 @click.option("--errors-only", is_flag=True, help="Do not print warnings.")
+@click.option("--ignore", "ignore", multiple=True, metavar="CODE[,CODE]",
+              help="Leave out findings with this code (the [code] at the end of each line); repeatable.")
+@click.option("--links", "live_links", is_flag=True,
+              help="Also fetch every link and image (cached for a week in the cache folder).")
 @pass_ctx
-def check_cmd(ctx, files: tuple[str, ...], errors_only: bool) -> int:
-    """Lint issues before sending: errors exit 1, warnings are printed only."""
-    from mailer.issue.lint import check_issue
+def check_cmd(ctx, files: tuple[str, ...], errors_only: bool, ignore: tuple[str, ...], live_links: bool) -> int:
+    """Lint issues before sending: errors exit 1, warnings are printed only.
+
+    An issue silences one finding with `<!-- check: ignore CODE -->` on its line."""
     from mailer.models import Severity
+    from mailer.sending.preflight import check_file
 
     settings = ctx.settings
+    ignore = _codes(ignore)
     errors = warnings = 0
     for file in files:
-        for finding in check_issue(file, settings):
+        findings = check_file(file, settings, ignore=ignore)
+        if live_links:
+            findings = _with_live_links(file, findings, settings, ignore)
+        for finding in findings:
             if finding.severity == Severity.ERROR:
                 errors += 1
             else:
@@ -89,6 +104,21 @@ def check_cmd(ctx, files: tuple[str, ...], errors_only: bool) -> int:
     return 1 if errors else 0
 
 
+def _with_live_links(file, findings, settings, ignore):
+    """Add the live link checker's findings (only for an issue that parses)."""
+    from mailer.issue.linkcheck import check_links
+    from mailer.issue.lint import silence
+    from mailer.issue.parse import parse_issue
+
+    try:
+        issue = parse_issue(file)
+    except TwirMailError:
+        return findings  # already reported as a parse error
+    live, stats = check_links(issue, settings)
+    click.echo(f"{file}: {stats}", err=True)
+    return silence(findings + live, issue, ignore)
+
+
 @click.command("preview")
 @click.argument("file")
 @click.option("--port", default=8025, show_default=True, type=click.IntRange(0, 65535),
@@ -96,12 +126,14 @@ def check_cmd(ctx, files: tuple[str, ...], errors_only: bool) -> int:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @pass_ctx
 def preview_cmd(ctx, file: str, port: int, host: str) -> int:
-    """Serve a page showing FILE as desktop, mobile, dark and plain text, updated on save."""
+    """Serve a page showing FILE as desktop, mobile, dark and plain text, with the findings of
+    `check` beside it, updated on save."""
     from mailer.issue.parse import parse_issue
     from mailer.issue.preview import make_server
+    from mailer.sending.preflight import check_message
 
     parse_issue(file)  # a file that cannot even be parsed is a plain error
-    server = make_server(file, ctx.settings, host=host, port=port)
+    server = make_server(file, ctx.settings, host=host, port=port, checker=check_message)
     real_host, real_port = server.server_address[:2]
     click.echo(f"Previewing {file} at http://{real_host}:{real_port}/ (re-renders on save; Ctrl-C to stop)", err=True)
     try:

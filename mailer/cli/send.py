@@ -21,22 +21,25 @@ def _duration(seconds: float) -> str:
     return f"{h}h{m:02d}m{s:02d}s" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
 
 
-def _render(path: str, settings, force: bool):
-    """Parse, check (errors stop unless --force) and render one issue."""
+def _render(path: str, settings, force: bool, test: bool = False):
+    """Parse, check (errors stop a real send unless --force; a test send goes on, so an
+    editor can read a draft in their own inbox) and render one issue."""
     from mailer.issue.parse import parse_issue
-    from mailer.issue.lint import check_parsed
-    from mailer.models import Severity
     from mailer.issue.render import render_issue
+    from mailer.models import Severity
+    from mailer.sending.preflight import check_message
 
     issue = parse_issue(path)  # unreadable/unparsable: one IssueError line
-    findings, rendered = check_parsed(issue, settings)
+    findings, rendered = check_message(issue, settings, test=test)
     errors = [f for f in findings if f.severity == Severity.ERROR]
     for f in errors:
         click.echo(str(f), err=True)
     if len(findings) > len(errors):
         click.echo(f"{len(findings) - len(errors)} warning(s): see `twir-mail check {path}`", err=True)
-    if errors and not force:
+    if errors and not (force or test):
         raise CheckFailed(f"{len(errors)} error(s) in the issue: fix them or send with --force", path=path)
+    if errors and test:
+        click.echo(f"test send despite {len(errors)} error(s); a real send refuses them", err=True)
     # Forced past a render failure: rendering again raises its one-line error.
     return rendered if rendered is not None else render_issue(issue, settings)
 
@@ -108,7 +111,7 @@ def _send(ctx, issue, list_name, yes, dry_run, rate, force, resume, resend_unkno
             if requeued:
                 click.echo(f"requeued {requeued} unknown recipient(s) (--resend-unknown)")
             issue = issue or found.issue_path
-        rendered = _render(issue, settings, force)
+        rendered = _render(issue, settings, force, test=bool(to))
         # The real transport even for --dry-run: its settings are checked and the rate resolved
         # exactly as for the send; only the hand-over is skipped.
         transport = open_transport(settings)

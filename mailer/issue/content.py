@@ -21,6 +21,8 @@ import threading
 
 import markdown
 
+from mailer.issue.sanitize import HTML_TAGS, sanitize
+
 # "extra" without its fenced_code: SuperFences (pymdown-extensions) also finds a
 # fence inside a quote or a list item, where fenced_code turned Quote of the
 # Week's compiler output (2021-04-14, 2022-03-16) into one run-on paragraph.
@@ -35,13 +37,6 @@ EXTENSION_CONFIGS = {
     "toc": {"anchorlink": False, "permalink": False},
 }
 
-# Elements a TWIR author may write as raw HTML. Anything else that looks like a
-# tag (``<T>``, ``<Vec<T>``, ``<impl Log>``) is text and gets escaped.
-HTML_TAGS = frozenset("""
-a abbr b bdi bdo blockquote br caption center cite code col colgroup dd del details dfn div dl dt em
-figcaption figure font h1 h2 h3 h4 h5 h6 hr i img ins kbd li mark ol p pre q s samp small span strike
-strong sub summary sup table tbody td tfoot th thead time tr tt u ul var wbr
-""".split())
 # A real tag: known lower-case name, then attribute syntax only (no ``,``/``<``).
 _ATTRS = r"""(?:\s+[a-zA-Z_:][-\w:.]*(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'=<>`]+))?)*\s*/?"""
 _REAL_TAG = re.compile(r"</?([a-z][a-z0-9]*)" + _ATTRS + r">")
@@ -112,8 +107,8 @@ def clean_html(html: str) -> str:
 
 
 def content_html(body: str) -> str:
-    """The email's content fragment for a Markdown body."""
-    return clean_html(markdown_html(body))
+    """The email's content fragment for a Markdown body, sanitized (mailer.issue.sanitize)."""
+    return sanitize(clean_html(markdown_html(body)))
 
 
 def outline_headings(fragment) -> None:

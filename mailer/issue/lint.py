@@ -1,9 +1,13 @@
 """`check`: lint an issue before it is sent (``check_issue``).
 
-Errors: leftover draft placeholders, empty link targets, mojibake, missing
-metadata, HTML over the size budget, anything that stops parsing/rendering.
-Warnings: empty sections, http:// links, duplicate links, images without alt
-text, unbalanced brackets around a URL, HTML close to the size budget.
+Every finding has a stable code (docs/check.md lists them). Errors: leftover
+draft placeholders, dead links (empty, misspelled scheme, no scheme, ``] (``,
+retired places), unsafe markup, mojibake, metadata that disagrees, HTML over
+the size budget, anything that stops parsing/rendering. Warnings: empty or
+unfilled sections, stale events, http:// links, duplicate links, images
+without alt text, unbalanced brackets or a URL broken across lines.
+Link targets are judged in mailer.issue.links, TWIR's conventions in
+mailer.issue.drafts, markup by the renderer's own allowlist (mailer.issue.sanitize).
 
 The source is scanned line by line (so findings carry the file's line
 numbers) with HTML comments and code blanked out first: drafts keep their
@@ -14,23 +18,30 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Iterable
 
 import ftfy
+from markdown.inlinepatterns import BACKTICK_RE, BacktickInlineProcessor
 
 from mailer.config import Settings
 from mailer.errors import TwirMailError
+from mailer.issue import drafts, links
 from mailer.issue.content import CONTROL_CHARS, HTML_COMMENT
 from mailer.issue.parse import parse_issue
+from mailer.issue.sanitize import unsafe_markup
 from mailer.models import Finding, Issue, Rendered, Severity
 
 PLACEHOLDERS = ("INSERT_LINK_HERE", "REDDIT_LINK_HERE", "$twir_issue_number")
-_FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,}).*?^\1\2[`~]*[ \t]*$", re.S | re.M)
-_CODE_SPAN = re.compile(r"(`+)(?!`).*?(?<!`)\1(?!`)")
-_HEADING = re.compile(r"^(#{1,6})\s+(\S.*?)\s*#*\s*$")
-_REF_DEF = re.compile(r"^ {0,3}\[([^\]]+)\]:\s*<?(\S*?)>?(?:\s+.*)?$")
+# Possessive: a backtracking `{3,} is cubic on a line of backticks.
+_FENCE = re.compile(r"^( {0,3})(`{3,}+|~{3,}+).*?^\1\2[`~]*[ \t]*$", re.S | re.M)
+_CODE_SPANS = BacktickInlineProcessor(BACKTICK_RE)
+_REF_DEF = re.compile(r"^ {0,3}\[(?!\^)([^\]]+)\]:\s*<?(\S*?)>?(?:\s+.*)?$")
 _AUTOLINK = re.compile(r"<((?:https?|ftp)://[^>\s]+)>")
-_RAW_HREF = re.compile(r"""<a\s[^>]*href\s*=\s*["']([^"']*)["']""", re.I)
-_RAW_IMG = re.compile(r"<img\b[^>]*>", re.I)
+# Bounded: "<a " without a ">" must not make the scan quadratic.
+_RAW_HREF = re.compile(r"""<a\s[^>]{0,2000}?href\s*=\s*["']([^"']{0,4096})["']""", re.I)
+_RAW_IMG = re.compile(r"<img\b[^>]{0,4096}>", re.I)
+# Silences one finding: `<!-- check: ignore duplicate -->` on its line or alone on the line above.
+_IGNORE = re.compile(r"<!--\s*check:\s*ignore\s+([\w\s,-]+?)\s*-->", re.I)
 _NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]{2,}")
 # A list item that starts with its link ("* [video] [Title](url)"): a story.
 # The same story twice is a mistake; a meetup group linked by several events is not.
@@ -45,34 +56,27 @@ def _blank(match: re.Match) -> str:
 def scan_lines(body: str) -> list[str]:
     """Body lines with comments, fenced code and code spans blanked out."""
     text = _FENCE.sub(_blank, HTML_COMMENT.sub(_blank, body))
-    return [_CODE_SPAN.sub(_blank, line) for line in text.split("\n")]
+    return [_blank_code_spans(line) for line in text.split("\n")]
 
 
-def inline_links(line: str):
-    """Yield (start, end, label, url, is_image) for ``[label](url)`` links on a line.
-
-    Parses the URL as Markdown does: balanced parentheses belong to it.
-    """
-    for m in re.finditer(r"(!?)\[((?:[^\[\]]|\[[^\]]*\])*)\]\(", line):
-        i = m.end()
-        while i < len(line) and line[i] in " \t":
-            i += 1
-        if i < len(line) and line[i] == "<":
-            close = line.find(">", i)
-            url, j = (line[i + 1:close], close + 1) if close != -1 else ("", i)
-        else:
-            depth, j = 0, i
-            while j < len(line) and not line[j].isspace():
-                if line[j] == "(":
-                    depth += 1
-                elif line[j] == ")":
-                    if depth == 0:
-                        break
-                    depth -= 1
-                j += 1
-            url = line[i:j]
-        end = line.find(")", j)
-        yield m.start(), (end + 1 if end != -1 else len(line)), m.group(2), url, bool(m.group(1))
+def _blank_code_spans(line: str) -> str:
+    """Blank each `code span` as Python-Markdown pairs them (its own pairing routine:
+    a regex like ``(`+).*?\\1`` is quadratic, even cubic, on a line of backticks)."""
+    if "`" not in line:
+        return line
+    out, pos, i = [], 0, line.find("`")
+    while i != -1:
+        if i > 0 and line[i - 1] == "\\" and (i < 2 or line[i - 2] != "\\"):
+            i = line.find("`", i + 1)  # an escaped backtick
+            continue
+        start, end = _CODE_SPANS.find_code_spans(i, line)
+        if end is None:
+            i = line.find("`", start)
+            continue
+        stop = end + (start - i)
+        out += [line[pos:i], " " * (stop - i)]
+        pos, i = stop, line.find("`", stop)
+    return "".join(out) + line[pos:]
 
 
 def mojibake(line: str) -> str | None:
@@ -101,11 +105,13 @@ def mojibake(line: str) -> str | None:
 
 
 class _Linter:
-    def __init__(self, issue: Issue):
+    def __init__(self, issue: Issue, settings: Settings):
         self.issue = issue
+        self.settings = settings
         self.path = str(issue.path)
         self.findings: list[Finding] = []
         self.lines = scan_lines(issue.body)
+        self.outline = drafts.Outline(self.lines)
 
     def add(self, severity: Severity, index: int | None, message: str, code: str) -> None:
         line = self.issue.body_line + index if index is not None else None
@@ -119,46 +125,70 @@ class _Linter:
 
     def run(self) -> list[Finding]:
         self.metadata()
-        links: list[tuple[int, str]] = []
         for i, line in enumerate(self.lines):
             self.placeholders(i, line)
             fixed = mojibake(line)
             if fixed is not None:
                 self.error(i, f"mojibake (text decoded with the wrong charset): {_diff(line, fixed)}", "mojibake")
-            links += self.links(i, line)
             for ch in sorted(set(CONTROL_CHARS.findall(line))):
                 self.warn(i, f"invisible control character U+{ord(ch):04X} (dropped from the email)", "control")
-        self.link_checks(links)
-        self.empty_sections()
+            for what in unsafe_markup(line):
+                self.error(i, f"unsafe markup: {what} (removed from the email)", "unsafe-html")
+            for label, url in links.spaced_links(line):
+                self.error(i, f"[{_short(label)}] ({_short(url)}): the space between ] and ( makes it text, "
+                              "not a link", "link-space")
+        self.link_checks(self.links())
+        unfilled = self.report(drafts.unfilled_slots(self.issue.body, self.lines, self.outline))
+        self.report(drafts.event_dates(self.lines, self.outline))
+        self.empty_sections(skip={self.outline.section(i) for i in unfilled})
         return self.findings
+
+    def report(self, found) -> set[int]:
+        """Add (index, severity, code, message) tuples; returns their line indexes."""
+        for index, severity, code, message in found:
+            self.add(severity, index, message, code)
+        return {index for index, *_ in found}
 
     def metadata(self) -> None:
         if not self.issue.category:
             self.error(None, "missing Category header", "metadata")
         if "number" not in self.issue.headers:
             self.warn(None, f"no Number header (using {self.issue.number} from the title)", "metadata")
+        self.report(drafts.metadata(self.issue))
 
     def placeholders(self, i: int, line: str) -> None:
         for word in PLACEHOLDERS:
             if word in line:
                 self.error(i, f"draft placeholder {word} left in the issue", "placeholder")
 
-    def links(self, i: int, line: str) -> list[tuple[int, str, bool]]:
-        """(line index, URL, is a story link) of every link on the line; warns about images."""
+    def links(self) -> list[tuple[int, str, bool]]:
+        """(line index, URL, is a story link) of every link; warns about images and odd links."""
         found = []
-        for start, end, label, url, is_image in inline_links(line):
-            if is_image:
-                if not label.strip():
-                    self.warn(i, f"image without alt text: {url}", "image-alt")
+        for link in links.iter_links("\n".join(self.lines)):
+            i = link.line
+            if link.is_image:
+                if not link.label.strip():
+                    self.warn(i, f"image without alt text: {link.url}", "image-alt")
+                found.append((i, link.url, False))
                 continue
-            if not url.strip():
-                self.error(i, f"link [{_short(label)}] has an empty target", "empty-link")
+            if not link.url.strip():
+                self.error(i, f"link [{_short(link.label)}] has an empty target", "empty-link")
                 continue
-            before = line[:start]
-            if url.count("(") != url.count(")") or (
-                    line[end:end + 1] == ")" and before.count("(") <= before.count(")")):
-                self.warn(i, f"unbalanced brackets around URL {url}", "brackets")
-            found.append((i, url, bool(_STORY_PREFIX.match(before))))
+            if link.broken:
+                self.warn(link.url_line, f"URL of [{_short(link.label)}] is broken across lines "
+                                         "(the web page's link is dead; join the lines)", "broken-url")
+            before = link.before
+            if link.url.count("(") != link.url.count(")") or (
+                    link.after == ")" and before.count("(") <= before.count(")")):
+                self.warn(i, f"unbalanced brackets around URL {link.url}", "brackets")
+            found.append((link.url_line, link.url, bool(_STORY_PREFIX.match(before))))
+        for i, line in enumerate(self.lines):
+            found += self.other_links(i, line)
+        return found
+
+    def other_links(self, i: int, line: str) -> list[tuple[int, str, bool]]:
+        """Reference definitions, autolinks and raw HTML links and images of one line."""
+        found = []
         for m in _REF_DEF.finditer(line):
             if m.group(2):
                 found.append((i, m.group(2), False))
@@ -175,37 +205,43 @@ class _Linter:
                 self.warn(i, "image without alt text", "image-alt")
         return found
 
-    def link_checks(self, links: list[tuple[int, str, bool]]) -> None:
-        stories: dict[str, int] = {}
-        for i, url, is_story in links:
-            if url.startswith("http://"):
-                self.warn(i, f"insecure http:// link {url}", "http")
-            if not is_story or url in PLACEHOLDERS:
+    def link_checks(self, found: list[tuple[int, str, bool]]) -> None:
+        retired = tuple(self.settings.check.retired_links)
+        stories: dict[tuple[str, int | None], int] = {}
+        for i, url, is_story in found:
+            if url in PLACEHOLDERS:
+                continue  # reported as a placeholder
+            # Control characters are dropped by the renderer (warned about as "control").
+            for severity, code, message in links.url_problems(CONTROL_CHARS.sub("", url), retired=retired):
+                if code != "empty-link":
+                    self.add(severity, i, message, code)
+            if not is_story:
                 continue
-            if url in stories:
-                self.warn(i, f"duplicate link {url} (also on line {self.issue.body_line + stories[url]})", "duplicate")
+            key = (url, self.outline.duplicate_scope(i))
+            if key in stories:
+                self.warn(i, f"duplicate link {url} (also on line {self.issue.body_line + stories[key]})", "duplicate")
             else:
-                stories[url] = i
+                stories[key] = i
 
-    def empty_sections(self) -> None:
-        headings = [(i, len(m.group(1)), m.group(2)) for i, line in enumerate(self.lines)
-                    if (m := _HEADING.match(line))]
-        for n, (i, level, title) in enumerate(headings):
+    def empty_sections(self, skip: set) -> None:
+        headings = self.outline.headings
+        for n, h in enumerate(headings):
             nxt = headings[n + 1] if n + 1 < len(headings) else None
-            stop = nxt[0] if nxt else len(self.lines)
-            has_text = any(line.strip() for line in self.lines[i + 1:stop])
-            if not has_text and (nxt is None or nxt[1] <= level):
-                self.warn(i, f"empty section: {title}", "empty-section")
+            stop = nxt.index if nxt else len(self.lines)
+            has_text = any(line.strip() for line in self.lines[h.index + 1:stop])
+            # An empty sub-section of an unfilled slot's section is the same gap: reported once.
+            unfilled = h in skip or any(a in skip for a in self.outline.ancestors(h))
+            if not has_text and (nxt is None or nxt.level <= h.level) and not unfilled:
+                self.warn(h.index, f"empty section: {h.title}", "empty-section")
 
-    def size(self, html_bytes: int, settings: Settings) -> None:
+    def size(self, html_bytes: int) -> None:
         kib = html_bytes / 1024
-        limits = settings.check
+        limits = self.settings.check
         if kib > limits.html_error_kib:
             self.error(None, f"HTML is {kib:.1f} KiB, over the {limits.html_error_kib} KiB limit "
                              "(Gmail clips messages near 102 KB)", "size")
         elif kib > limits.html_warning_kib:
             self.warn(None, f"HTML is {kib:.1f} KiB, close to the limit ({limits.html_warning_kib} KiB warning)", "size")
-
 
 def _short(text: str, n: int = 40) -> str:
     text = " ".join(text.split())
@@ -223,21 +259,27 @@ def _diff(line: str, fixed: str) -> str:
     return f"{line[a:b]!r} should probably be {fixed[a:c]!r}"
 
 
-def check_issue(path: str | Path, settings: Settings) -> list[Finding]:
+def check_issue(path: str | Path, settings: Settings, *, ignore: Iterable[str] = ()) -> list[Finding]:
     """Every finding for one issue file; never raises for a bad issue."""
     try:
         issue = parse_issue(path)
     except TwirMailError as exc:
-        return [Finding(exc.path or str(path), exc.line, Severity.ERROR, exc.message, "parse")]
-    return check_parsed(issue, settings)[0]
+        return [parse_finding(exc, path)]
+    return check_parsed(issue, settings, ignore=ignore)[0]
 
 
-def check_parsed(issue: Issue, settings: Settings) -> tuple[list[Finding], Rendered | None]:
+def parse_finding(exc: TwirMailError, path: str | Path) -> Finding:
+    """An issue that cannot be read or parsed, as a finding."""
+    return Finding(exc.path or str(path), exc.line, Severity.ERROR, exc.message, "parse")
+
+
+def check_parsed(issue: Issue, settings: Settings, *,
+                 ignore: Iterable[str] = ()) -> tuple[list[Finding], Rendered | None]:
     """The findings for a parsed issue, and its rendering (None if it cannot be rendered):
     `send` checks and sends the same rendering instead of rendering twice."""
     from mailer.issue.render import render_issue
 
-    linter = _Linter(issue)
+    linter = _Linter(issue, settings)
     findings = linter.run()
     rendered = None
     try:
@@ -245,5 +287,26 @@ def check_parsed(issue: Issue, settings: Settings) -> tuple[list[Finding], Rende
     except TwirMailError as exc:
         linter.error(None, f"cannot render: {exc.message}", "render")
     else:
-        linter.size(rendered.html_bytes, settings)
-    return sorted(findings, key=lambda f: (f.line or 0, f.severity != Severity.ERROR)), rendered
+        linter.size(rendered.html_bytes)
+    return silence(findings, issue, ignore), rendered
+
+
+def silence(findings: list[Finding], issue: Issue, ignore: Iterable[str] = ()) -> list[Finding]:
+    """Findings less those whose code is in ``ignore`` or silenced in the issue by an
+    ``<!-- check: ignore CODE -->`` comment on their line (or alone on the line above), sorted."""
+    ignore = set(ignore)
+    silenced: dict[int, set[str]] = {}
+    for index, line in enumerate(issue.body.split("\n")):
+        for m in _IGNORE.finditer(line):
+            codes = set(re.split(r"[\s,]+", m.group(1).strip()))
+            alone = not _IGNORE.sub("", line).strip()
+            silenced.setdefault(issue.body_line + index + alone, set()).update(codes)
+    kept = [f for f in findings if f.code not in ignore and f.code not in silenced.get(f.line or 0, ())]
+    return sorted(kept, key=lambda f: (f.line or 0, f.severity != Severity.ERROR))
+
+
+def link_targets(issue: Issue, settings: Settings) -> list[tuple[int, str]]:
+    """(file line, URL) of every link and image of an issue, found exactly as `check` finds them
+    (for the live checker)."""
+    found = _Linter(issue, settings).links()
+    return [(issue.body_line + i, "".join(CONTROL_CHARS.sub("", url).split())) for i, url, _ in found]

@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from mailer.errors import IssueError
+from mailer.issue.content import CONTROL_CHARS
 from mailer.models import Issue, SponsorInfo
 
 SUFFIXES = (".md", ".markdown")
@@ -22,6 +23,15 @@ _HEADER = re.compile(r"^([A-Za-z][A-Za-z0-9_-]*):\s*(.*?)\s*$")
 _NUMBER_IN_TITLE = re.compile(r"(\d+)\s*$")
 # The sponsor block is disabled for an issue with one of these values.
 NO_SPONSOR = {"none", "-", "off"}
+# Published issues are under 40 KiB; an email over ~100 KiB of HTML is clipped by
+# Gmail. A file this large is a mistake (a log pasted in), refused before parsing.
+MAX_ISSUE_BYTES = 512 * 1024
+# Python-Markdown's link pattern rescans the rest of a paragraph for every open
+# "[" or "(", its HTML parser for every unclosed "<tag": thousands of them take
+# minutes. Real issues nest two or three.
+MAX_BRACKET_DEPTH = 32
+_BRACKET = re.compile(r"[\[\]()>]|<(?=[A-Za-z/!])")
+_OPENER = {"]": "[", ")": "(", ">": "<"}
 
 
 def read_text(path: Path) -> str:
@@ -31,6 +41,9 @@ def read_text(path: Path) -> str:
         if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
             # Reading a named pipe or a device would block or never end.
             raise IssueError("not a regular file", path=path)
+        if stat.S_ISREG(mode) and (size := path.stat().st_size) > MAX_ISSUE_BYTES:
+            raise IssueError(f"file is {size / 1024:.0f} KiB, over the {MAX_ISSUE_BYTES // 1024} KiB limit "
+                             "for an issue", path=path)
         data = path.read_bytes()
     except FileNotFoundError:
         raise IssueError("no such file", path=path) from None
@@ -109,6 +122,8 @@ def parse_issue(path: str | Path) -> Issue:
     headers, body_start = split_headers(text)
     if not headers:
         raise IssueError("no Pelican headers (expected `Title:`, `Date:` ... at the top)", path=path, line=1)
+    _refuse_control_chars(headers, path)
+    _refuse_deep_brackets(text.split("\n"), body_start, path)
     for required in ("title", "date"):
         if not headers.get(required, ("", 0))[0]:
             line = headers.get(required, ("", 1))[1]
@@ -129,4 +144,32 @@ def parse_issue(path: str | Path) -> Issue:
         preheader=headers.get("preheader", (None, 0))[0] or None,
         sponsor=sponsor,
         headers={k: v for k, (v, _) in headers.items()},
+        header_lines={k: line for k, (_, line) in headers.items()},
     )
+
+
+def _refuse_deep_brackets(lines: list[str], start: int, path: Path) -> None:
+    """Refuse [, ( or < (a tag's start) nested or left open deeper than MAX_BRACKET_DEPTH
+    within one paragraph."""
+    depth = dict.fromkeys("[(<", 0)
+    for number, line in enumerate(lines[start:], start + 1):
+        if not line.strip():
+            depth = dict.fromkeys("[(<", 0)  # a blank line ends the paragraph
+            continue
+        for m in _BRACKET.finditer(line):
+            ch = m.group(0)[0]
+            if ch in depth:
+                depth[ch] += 1
+                if depth[ch] > MAX_BRACKET_DEPTH:
+                    raise IssueError(f"more than {MAX_BRACKET_DEPTH} nested or unclosed {ch} in one paragraph",
+                                     path=path, line=number)
+            elif depth[_OPENER[ch]]:
+                depth[_OPENER[ch]] -= 1
+
+
+def _refuse_control_chars(headers: dict[str, tuple[str, int]], path: Path) -> None:
+    """A control character in a header would reach the Subject/From lines of every message."""
+    for name, (value, line) in headers.items():
+        if m := CONTROL_CHARS.search(value):
+            raise IssueError(f"control character U+{ord(m.group(0)):04X} in the {name.capitalize()} header",
+                             path=path, line=line)

@@ -5,7 +5,8 @@ the file's folder re-renders it whenever it is written, replaced (editors that
 save through a rename), deleted or restored: the operating system's change
 events, not polling of modification times. The page polls ``/version`` and
 reloads the frame, so editing the Markdown updates the view. A render error is
-shown in the page instead of stopping the server.
+shown in the page instead of stopping the server, and the findings of `check`
+for the same rendering are listed beside the email.
 """
 
 from __future__ import annotations
@@ -14,13 +15,19 @@ import html
 import json
 import re
 import threading
+from typing import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from mailer.config import Settings
 from mailer.errors import TwirMailError
+from mailer.issue.lint import check_parsed
 from mailer.issue.parse import parse_issue
-from mailer.issue.render import render_issue
+from mailer.models import Finding, Issue, Rendered
+
+# (issue, settings) -> (findings, rendering or None): `check` as the caller wants it run
+# (the CLI passes the one that also builds the message, as `send` would).
+Checker = Callable[[Issue, Settings], "tuple[list[Finding], Rendered | None]"]
 
 # Dark view: make the dark-mode rules unconditional, as a dark-mode client would apply them.
 _DARK_MEDIA = re.compile(r"@media\s*\(\s*prefers-color-scheme\s*:\s*dark\s*\)")
@@ -35,7 +42,16 @@ nav button[aria-pressed="true"] {{ background: #b7410e; border-color: #b7410e; }
 #status {{ margin-left: auto; opacity: .8; }}
 #error {{ margin: 12px auto; max-width: 760px; padding: 8px 12px; background: #ffebe9; color: #82071e; white-space: pre-wrap; }}
 #error:empty {{ display: none; }}
-iframe {{ display: block; margin: 16px auto; border: 0; background: #fff; height: calc(100vh - 90px); box-shadow: 0 1px 4px #0003; }}
+main {{ display: flex; gap: 16px; justify-content: center; align-items: flex-start; padding: 0 12px; }}
+iframe {{ display: block; margin: 16px 0; border: 0; background: #fff; height: calc(100vh - 90px); box-shadow: 0 1px 4px #0003; }}
+#findings {{ width: 340px; margin: 16px 0; max-height: calc(100vh - 90px); overflow: auto; background: #fff;
+  box-shadow: 0 1px 4px #0003; font-size: 13px; }}
+#findings h2 {{ margin: 0; padding: 8px 12px; font-size: 14px; background: #f6f8fa; border-bottom: 1px solid #d0d7de; }}
+#findings ol {{ list-style: none; margin: 0; padding: 0; }}
+#findings li {{ padding: 6px 12px; border-bottom: 1px solid #eaeef2; overflow-wrap: anywhere; }}
+#findings li.error {{ border-left: 4px solid #cf222e; }}
+#findings li.warning {{ border-left: 4px solid #bf8700; }}
+#findings .where {{ font-weight: 600; }} #findings .code {{ color: #57606a; font-family: monospace; }}
 </style></head><body>
 <nav><strong>{name}</strong>
 <button data-view="desktop" aria-pressed="true">Desktop 600 px</button>
@@ -44,7 +60,8 @@ iframe {{ display: block; margin: 16px auto; border: 0; background: #fff; height
 <button data-view="text">Plain text</button>
 <span id="status"></span></nav>
 <div id="error"></div>
-<iframe id="frame" title="email preview" src="/email.html" width="600"></iframe>
+<main><iframe id="frame" title="email preview" src="/email.html" width="600"></iframe>
+<aside id="findings" aria-label="check findings"><h2 id="summary">check</h2><ol id="list"></ol></aside></main>
 <script>
 const VIEWS = {{desktop: ["/email.html", 600], mobile: ["/email.html", 375],
                dark: ["/email-dark.html", 600], text: ["/email.txt", 680]}};
@@ -59,11 +76,27 @@ function show(name) {{
   document.body.dataset.view = name;
 }}
 document.querySelectorAll("nav button").forEach(b => b.onclick = () => show(b.dataset.view));
+function showFindings(items) {{
+  const errors = items.filter(f => f.severity === "error").length;
+  document.getElementById("summary").textContent =
+    `check: ${{errors}} error(s), ${{items.length - errors}} warning(s)`;
+  const list = document.getElementById("list");
+  list.replaceChildren(...items.map(f => {{
+    const li = document.createElement("li");
+    li.className = f.severity;
+    const where = document.createElement("span"); where.className = "where";
+    where.textContent = (f.line ? "line " + f.line : "issue") + ": " + f.severity + " ";
+    const code = document.createElement("span"); code.className = "code"; code.textContent = " [" + f.code + "]";
+    li.append(where, document.createTextNode(f.message), code);
+    return li;
+  }}));
+}}
 async function poll() {{
   try {{
     const r = await (await fetch("/version", {{cache: "no-store"}})).json();
     document.getElementById("error").textContent = r.error || "";
     document.getElementById("status").textContent = r.status;
+    showFindings(r.findings || []);
     if (version !== null && r.version !== version) {{ version = r.version; show(view); }}
     version = r.version;
   }} catch (e) {{ document.getElementById("status").textContent = "server stopped"; }}
@@ -77,9 +110,11 @@ poll();
 class PreviewState:
     """The rendered issue, re-rendered by a watcher thread whenever the file changes."""
 
-    def __init__(self, path: Path, settings: Settings):
+    def __init__(self, path: Path, settings: Settings, checker: Checker = check_parsed):
         self.path = path
         self.settings = settings
+        self.checker = checker
+        self.findings: list[dict] = []
         self.lock = threading.Lock()
         self.version = 0
         self.html = "<!doctype html><p>Not rendered yet.</p>"
@@ -93,12 +128,18 @@ class PreviewState:
         """Render the file as it is now (or note why it cannot be read)."""
         with self.lock:
             try:
-                rendered = render_issue(parse_issue(self.path), self.settings)
+                findings, rendered = self.checker(parse_issue(self.path), self.settings)
             except TwirMailError as exc:
-                self.error = str(exc)
+                self.error, self.findings = str(exc), []
             else:
-                self.html, self.text, self.error = rendered.html, rendered.text, ""
-                self.sizes = f"{rendered.html_bytes / 1024:.1f} KiB HTML, {rendered.text_bytes / 1024:.1f} KiB text"
+                self.findings = [{"line": f.line, "severity": f.severity.value, "message": f.message, "code": f.code}
+                                 for f in findings]
+                self.error = "" if rendered is not None else next(
+                    (f"{self.path}: {f.message}" for f in findings if f.code == "render"), "cannot render")
+                if rendered is not None:
+                    self.html, self.text = rendered.html, rendered.text
+                    self.sizes = (f"{rendered.html_bytes / 1024:.1f} KiB HTML, "
+                                  f"{rendered.text_bytes / 1024:.1f} KiB text")
             self.version += 1
 
     def watch(self) -> None:
@@ -127,7 +168,7 @@ class PreviewState:
 
     def status(self) -> dict:
         with self.lock:
-            return {"version": self.version, "error": self.error,
+            return {"version": self.version, "error": self.error, "findings": self.findings,
                     "status": self.sizes if not self.error else "render failed"}
 
 

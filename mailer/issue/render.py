@@ -37,6 +37,10 @@ PREHEADER_MAX = 140
 # After the hidden preheader: "combining grapheme joiner + space" pairs fill the
 # inbox preview so clients do not append the body's first words (Maizzle's way).
 PREHEADER_SPACER = "\u034f " * 90
+# libxml2 (premailer, lxml) stops parsing 256 elements deep and silently drops the
+# rest of the page, footer and unsubscribe link included. The layout puts the
+# content ~15 deep; no published issue nests more than a few levels.
+MAX_CONTENT_DEPTH = 100
 _STYLE_OPEN = re.compile(r"<style(?![^>]*data-premailer)")
 COLOR_SCHEME_META = ('<meta name="color-scheme" content="light dark">'
                      '<meta name="supported-color-schemes" content="light dark">')
@@ -163,6 +167,13 @@ def inline_css(html: str) -> str:
         raise RenderError(f"CSS inlining failed: {exc}") from None
 
 
+def _refuse_deep(fragment, issue: Issue) -> None:
+    depth = max(sum(1 for _ in el.iterancestors()) for el in fragment.iter())
+    if depth > MAX_CONTENT_DEPTH:
+        raise RenderError(f"content is nested {depth} elements deep (blockquotes or lists in lists); "
+                          f"an email allows {MAX_CONTENT_DEPTH}: its footer would be lost", path=issue.path)
+
+
 def render_issue(issue: Issue, settings: Settings, *, timings: dict[str, float] | None = None) -> Rendered:
     """Render one issue; ``timings`` (if given) receives milliseconds per stage."""
     timer = _Timer(timings)
@@ -172,6 +183,7 @@ def render_issue(issue: Issue, settings: Settings, *, timings: dict[str, float] 
         except Exception as exc:  # a Markdown extension choking on odd input
             raise RenderError(f"Markdown rendering failed: {exc}", path=issue.path) from None
         fragment = lxml_html.fragment_fromstring(content or "<p></p>", create_parent="div")
+        _refuse_deep(fragment, issue)
         outline_headings(fragment)  # the title is the <h1>; content starts at <h2>
         wrap_tables(fragment)
     subject = subject_for(issue, settings)
