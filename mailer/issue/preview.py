@@ -214,11 +214,12 @@ def _handler(state: PreviewState):
     return Handler
 
 
-def make_server(path: str | Path, settings: Settings, *, host: str = "127.0.0.1", port: int = 0) -> PreviewServer:
+def make_server(path: str | Path, settings: Settings, *, host: str = "127.0.0.1", port: int = 0,
+                checker: Checker = check_parsed) -> PreviewServer:
     """A ready-to-serve preview server (``server.server_address`` has the real port);
     ``server_close()`` also stops watching the file."""
     path = Path(path)
-    state = PreviewState(path, settings)
+    state = PreviewState(path, settings, checker)
     try:
         server = PreviewServer((host, port), _handler(state))
     except OSError as exc:
