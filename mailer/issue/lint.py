@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import ftfy
 from markdown.inlinepatterns import BACKTICK_RE, BacktickInlineProcessor
@@ -30,6 +30,10 @@ from mailer.issue.content import CONTROL_CHARS, HTML_COMMENT
 from mailer.issue.parse import parse_issue
 from mailer.issue.sanitize import unsafe_markup
 from mailer.models import Finding, Issue, Rendered, Severity
+
+# (issue, settings) -> (findings, rendering or None): `check` as the caller wants it run
+# (the CLI passes the preflight's, which also builds the message, as `send` would).
+Checker = Callable[..., "tuple[list[Finding], Rendered | None]"]
 
 PLACEHOLDERS = ("INSERT_LINK_HERE", "REDDIT_LINK_HERE", "$twir_issue_number")
 # Possessive: a backtracking `{3,} is cubic on a line of backticks.
@@ -259,13 +263,17 @@ def _diff(line: str, fixed: str) -> str:
     return f"{line[a:b]!r} should probably be {fixed[a:c]!r}"
 
 
-def check_issue(path: str | Path, settings: Settings, *, ignore: Iterable[str] = ()) -> list[Finding]:
-    """Every finding for one issue file; never raises for a bad issue."""
+def check_issue(path: str | Path, settings: Settings, *, ignore: Iterable[str] = (),
+                checker: Checker | None = None) -> list[Finding]:
+    """Every finding for one issue file; never raises for a bad issue.
+
+    ``checker`` checks the parsed issue (``check_parsed`` by default; `check` passes
+    the preflight's, which also builds the message)."""
     try:
         issue = parse_issue(path)
     except TwirMailError as exc:
         return [parse_finding(exc, path)]
-    return check_parsed(issue, settings, ignore=ignore)[0]
+    return (checker or check_parsed)(issue, settings, ignore=ignore)[0]
 
 
 def parse_finding(exc: TwirMailError, path: str | Path) -> Finding:

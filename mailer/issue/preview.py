@@ -15,19 +15,13 @@ import html
 import json
 import re
 import threading
-from typing import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from mailer.config import Settings
 from mailer.errors import TwirMailError
-from mailer.issue.lint import check_parsed
+from mailer.issue.lint import Checker, check_parsed
 from mailer.issue.parse import parse_issue
-from mailer.models import Finding, Issue, Rendered
-
-# (issue, settings) -> (findings, rendering or None): `check` as the caller wants it run
-# (the CLI passes the one that also builds the message, as `send` would).
-Checker = Callable[[Issue, Settings], "tuple[list[Finding], Rendered | None]"]
 
 # Dark view: make the dark-mode rules unconditional, as a dark-mode client would apply them.
 _DARK_MEDIA = re.compile(r"@media\s*\(\s*prefers-color-scheme\s*:\s*dark\s*\)")

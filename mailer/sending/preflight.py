@@ -13,8 +13,7 @@ from typing import Iterable
 
 from mailer.config import Settings
 from mailer.errors import TwirMailError
-from mailer.issue.lint import check_parsed, parse_finding, silence
-from mailer.issue.parse import parse_issue
+from mailer.issue.lint import check_issue, check_parsed, silence
 from mailer.models import Finding, Issue, Rendered, Severity
 from mailer.sending.campaign import template_for
 
@@ -35,9 +34,5 @@ def check_message(issue: Issue, settings: Settings, *, ignore: Iterable[str] = (
 
 
 def check_file(path: str | Path, settings: Settings, *, ignore: Iterable[str] = ()) -> list[Finding]:
-    """Every finding for one issue file; never raises for a bad issue."""
-    try:
-        issue = parse_issue(path)
-    except TwirMailError as exc:
-        return [parse_finding(exc, path)]
-    return check_message(issue, settings, ignore=ignore)[0]
+    """Every finding for one issue file, the message included; never raises for a bad issue."""
+    return check_issue(path, settings, ignore=ignore, checker=check_message)
