@@ -63,25 +63,25 @@ class Services:
         self._db_limiter: anyio.CapacityLimiter | None = None
 
     # -- lazily opened resources ------------------------------------------------
+    def _lazy(self, attr: str, open_it):
+        """The resource in ``attr``, opened once on first use (double-checked: requests run in threads)."""
+        if getattr(self, attr) is None:
+            with self._lock:
+                if getattr(self, attr) is None:
+                    setattr(self, attr, open_it(self.settings))
+        return getattr(self, attr)
+
     @property
     def store(self):
-        if self._store is None:
-            with self._lock:
-                if self._store is None:
-                    from mailer.store import open_store
+        from mailer.store import open_store  # imported on first use: a cold start that needs no database skips it
 
-                    self._store = open_store(self.settings)
-        return self._store
+        return self._lazy("_store", open_store)
 
     @property
     def transport(self):
-        if self._transport is None:
-            with self._lock:
-                if self._transport is None:
-                    from mailer.sending.transport import open_transport
+        from mailer.sending.transport import open_transport
 
-                    self._transport = open_transport(self.settings)
-        return self._transport
+        return self._lazy("_transport", open_transport)
 
     def close(self) -> None:
         if self._owns_transport and self._transport is not None:
