@@ -113,6 +113,7 @@ class Send:
     max_retries: int = _doc("Retries of a throttled/5xx/connection error before giving up for now.", 8)
     test_subject_prefix: str = _doc("Subject prefix of test sends.", "[TEST] ")
     preview_list: str = _doc("List used by `send --to preview`.", "preview")
+    live_poll_seconds: float = _doc("`send --when-live`: first wait between two looks at the issue's web page (doubles up to 5 minutes).", 30.0)
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,21 @@ class Webhook:
     test_cert_origin: str = _doc("TESTS ONLY: one extra origin trusted for SNS signing certificates. Leave empty.", "")
 
 
+@dataclass(frozen=True)
+class Feedback:
+    queue_url: str = _doc("SQS queue receiving SES events (through SNS or directly); empty: webhook only.", "")
+    endpoint_url: str = _doc("Override the SQS endpoint (empty: [ses] endpoint_url, else the AWS default).", "")
+    wait_seconds: int = _doc("Long-poll wait of `feedback poll` (SQS allows 0 to 20).", 20)
+    visibility_timeout: int = _doc("Seconds a received message stays hidden; one that cannot be applied comes back after it.", 60)
+
+
+@dataclass(frozen=True)
+class Guard:
+    max_bounce_rate: float = _doc("Pause a send when hard bounces / messages sent passes this (SES reviews accounts at 0.05).", 0.05)
+    max_complaint_rate: float = _doc("Pause a send when complaints / messages sent passes this (SES reviews at 0.001).", 0.002)
+    min_sent: int = _doc("Judge the rates only once this many messages of the run were sent.", 200)
+
+
 SECTIONS: dict[str, type] = {
     "newsletter": Newsletter,
     "sponsor": Sponsor,
@@ -145,6 +161,8 @@ SECTIONS: dict[str, type] = {
     "send": Send,
     "web": Web,
     "webhook": Webhook,
+    "feedback": Feedback,
+    "guard": Guard,
 }
 
 
@@ -162,6 +180,8 @@ class Settings:
     send: Send = field(default_factory=Send)
     web: Web = field(default_factory=Web)
     webhook: Webhook = field(default_factory=Webhook)
+    feedback: Feedback = field(default_factory=Feedback)
+    guard: Guard = field(default_factory=Guard)
     # Secrets, from the environment only.
     secret_key: str = DEV_SECRET
     smtp_password: str = ""
@@ -306,9 +326,15 @@ def _validate(s: Settings) -> None:
         bad("send.workers", "must be at least 1")
     if s.check.html_warning_kib > s.check.html_error_kib:
         bad("check.html_warning_kib", "must not exceed check.html_error_kib")
-    if s.ses.endpoint_url and (urlsplit(s.ses.endpoint_url).scheme not in ("http", "https")
-                               or not urlsplit(s.ses.endpoint_url).netloc):
-        bad("ses.endpoint_url", f"{s.ses.endpoint_url!r} is not an http(s) URL")
+    for section, key in (("ses", "endpoint_url"), ("feedback", "endpoint_url"), ("feedback", "queue_url")):
+        url = getattr(getattr(s, section), key)
+        if url and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc):
+            bad(f"{section}.{key}", f"{url!r} is not an http(s) URL")
+    for key in ("max_bounce_rate", "max_complaint_rate"):
+        if getattr(s.guard, key) > 1:
+            bad(f"guard.{key}", "is a fraction of messages sent: between 0 and 1")
+    if s.feedback.wait_seconds > 20:
+        bad("feedback.wait_seconds", "SQS waits at most 20 seconds")
     for url in (s.sponsor.url, s.sponsor.logo):
         if url and urlsplit(url).scheme not in ("http", "https"):
             bad("sponsor.url" if url == s.sponsor.url else "sponsor.logo", f"{url!r} is not an http(s) URL")

@@ -1,7 +1,8 @@
 """boto3 clients for the admin commands, and AWS failures as one-line errors.
 
 ``ses.endpoint_url`` (tests: a local emulator) applies to every service these
-commands use, because an emulator serves SES, SNS and SSM on one endpoint.
+commands use, because an emulator serves SES, SNS and SSM on one endpoint;
+SQS (the feedback queue) takes ``feedback.endpoint_url`` first.
 """
 
 from __future__ import annotations
@@ -17,6 +18,13 @@ class AwsError(TwirMailError):
     """An AWS call failed: no credentials, endpoint unreachable, or refused."""
 
 
+def endpoint_for(settings: Settings, service: str) -> str | None:
+    """The endpoint override of ``service`` (None: the AWS default)."""
+    if service == "sqs" and settings.feedback.endpoint_url:
+        return settings.feedback.endpoint_url
+    return settings.ses.endpoint_url or None
+
+
 def client(settings: Settings, service: str):
     import boto3
     from botocore.config import Config
@@ -26,7 +34,7 @@ def client(settings: Settings, service: str):
     with aws_errors(f"AWS {service} client"):
         return boto3.session.Session().client(
             service, region_name=settings.ses.region or None,
-            endpoint_url=settings.ses.endpoint_url or None, config=config,
+            endpoint_url=endpoint_for(settings, service), config=config,
         )
 
 

@@ -344,6 +344,20 @@ def _account(sesv2, st: AccountStatus) -> None:
     apply_account(st, account)
 
 
+def account_verdict(account: dict) -> tuple[str | None, str | None]:
+    """(refusal, warning) from an SESv2 GetAccount response: a paused account must not send;
+    one under review (PROBATION) may, with care."""
+    enforcement = str(account.get("EnforcementStatus") or "")
+    if account.get("SendingEnabled") is False or enforcement == "SHUTDOWN":
+        why = "enforcement status SHUTDOWN" if enforcement == "SHUTDOWN" else "SendingEnabled is false"
+        return (f"the SES account cannot send ({why}): fix the cause and ask AWS to resume sending, "
+                "see `twir-mail ses status`"), None
+    if enforcement == "PROBATION":
+        return None, ("the SES account is under review (enforcement status PROBATION): a bounce rate near 10% "
+                      "or complaints near 0.5% will pause it; send only to a clean list")
+    return None, None
+
+
 def apply_account(st: AccountStatus, account: dict) -> None:
     """Fill ``st`` from an SESv2 GetAccount response."""
     st.sending_enabled = bool(account.get("SendingEnabled"))
@@ -381,5 +395,5 @@ def _config_set_status(sesv2, ses, st: AccountStatus) -> None:
         st.event_topic = (dest.get("SNSDestination") or {}).get("TopicARN", "")
 
 
-__all__ = ["AwsError", "SetupReport", "Step", "AccountStatus", "setup", "status", "webhook_endpoint",
+__all__ = ["AwsError", "SetupReport", "Step", "AccountStatus", "setup", "status", "webhook_endpoint", "account_verdict",
            "publish_statement", "EVENT_TYPES", "DESTINATION_NAME"]
