@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from mailer.config import with_overrides
 from mailer.errors import SendingPaused
 from mailer.sending.campaign.guard import account_gate
 from mailer.sending.live import parse_duration, retry_after
@@ -129,6 +130,7 @@ def transport_answering(moto, settings, **fields) -> SesTransport:
 
 
 def test_account_state_before_a_send(moto, settings):
+    settings = with_overrides(settings, ses={"endpoint_url": moto.url})
     paused = transport_answering(moto, settings, SendingEnabled=True, EnforcementStatus="SHUTDOWN")
     with pytest.raises(SendingPaused, match=r"the SES account cannot send \(enforcement status SHUTDOWN\)"):
         account_gate(paused)
