@@ -23,6 +23,10 @@ EVENT_SERIES = (("delivery", "delivered"), ("delivery-delay", "delayed"), ("reje
                 ("bounce", "bounced"), ("complaint", "complained"))
 WEEK_SERIES = (("subscribed", "joined"), ("unsubscribed", "left"), ("bounced", "bounced"),
                ("complained", "complained"))
+# One colour per meaning, the same in every chart (pygal's default palette gives red to "sent").
+COLOURS = {"sent": "#3b6fb6", "delivered": "#3a9a5b", "joined": "#3a9a5b", "delayed": "#9a9a9a",
+           "rejected": "#7b4fa8", "bounced": "#e08a1e", "left": "#3b6fb6", "unsubscribed": "#3b6fb6",
+           "complained": "#c8322d"}
 
 
 class ReportError(TwirMailError):
@@ -48,7 +52,10 @@ def _pygal():
 
 def _chart(kind: str, title: str, labels: list[str], series: list[tuple[str, list[int]]], **extra) -> str:
     pygal = _pygal()
-    chart = getattr(pygal, kind)(js=[], disable_xml_declaration=True, width=900, height=320, title=title,
+    from pygal.style import Style
+
+    style = Style(colors=tuple(COLOURS[name] for name, _ in series), background="white", plot_background="white")
+    chart = getattr(pygal, kind)(js=[], disable_xml_declaration=True, width=900, height=320, title=title, style=style,
                                  x_label_rotation=30, show_minor_x_labels=False, legend_at_bottom=True,
                                  no_data_text="no data yet", **extra)
     chart.x_labels = labels
