@@ -8,7 +8,8 @@ Setup makes sure these exist and look as they should, changing only what differs
 3. an event destination on the set sending bounce, complaint, delivery, reject
    and delivery-delay events to the topic (SES v1 API: moto does not implement
    the v2 event-destination calls, and both APIs manage the same objects);
-4. optionally an HTTPS subscription of ``{web.base_url}/webhooks/ses``.
+4. optionally an HTTPS subscription of ``{web.base_url}/webhooks/ses``, or (``--feedback sqs``)
+   an SQS queue with a dead-letter queue, subscribed to the topic (mailer/aws/sqsadmin.py).
 
 A dry run only reads, and reports what it would create or update.
 """
@@ -107,8 +108,10 @@ def webhook_endpoint(settings: Settings, *, masked: bool = False) -> str:
     return base + WEBHOOK_PATH
 
 
-def setup(settings: Settings, *, dry_run: bool = False, subscribe_webhook: bool = False) -> SetupReport:
-    """Create or fix the configuration set, topic, event destination (and subscription)."""
+def setup(settings: Settings, *, dry_run: bool = False, subscribe_webhook: bool = False,
+          feedback_queue: bool = False) -> SetupReport:
+    """Create or fix the configuration set, topic, event destination (and webhook subscription,
+    or SQS queue with its subscription)."""
     config_set = _required_configuration_set(settings)
     endpoint = webhook_endpoint(settings) if subscribe_webhook else ""
     report = SetupReport(dry_run=dry_run)
@@ -143,6 +146,16 @@ def setup(settings: Settings, *, dry_run: bool = False, subscribe_webhook: bool 
     if endpoint:
         with aws_errors("webhook subscription"):
             report.steps.append(_subscription(sns, arn, endpoint, webhook_endpoint(settings, masked=True), dry_run))
+    if feedback_queue:
+        from mailer.aws.sqsadmin import setup_queue
+
+        with aws_errors("SQS feedback queue"):
+            steps, queue_url = setup_queue(client(settings, "sqs"), sns, arn, settings, dry_run, Step)
+        report.steps += steps
+        if queue_url and queue_url != settings.feedback.queue_url:
+            report.notes.append(f"set feedback.queue_url (TWIR_MAIL_FEEDBACK_QUEUE_URL={queue_url}) so `send` and "
+                                "`feedback poll` read it")
+        return report
     if arn and arn not in settings.webhook.topic_arns:
         report.notes.append(f"add the topic to webhook.topic_arns (TWIR_MAIL_WEBHOOK_TOPIC_ARNS={arn}) "
                             "so the web app accepts its notifications")
