@@ -145,3 +145,17 @@ def test_account_state_before_a_send(moto, settings):
     # moto itself has no GetAccount (404): unknown, so no verdict, and the v1 quota gives the rate.
     plain = SesTransport(settings.ses, client=moto.client("sesv2"))
     assert account_gate(plain) is None and plain.account_rate() > 0
+
+
+def test_eventbridge_schedule_example_is_cfn_lint_clean():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.fixtures.core import ROOT
+
+    template = ROOT / "deploy" / "aws" / "schedule-send.yaml"
+    res = subprocess.run([str(Path(sys.executable).parent / "cfn-lint"), str(template)], capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "--when-live" in template.read_text()
