@@ -12,12 +12,19 @@ import time
 import pytest
 import sqlalchemy as sa
 
+from mailer.config import load_settings, with_overrides
+from mailer.errors import ConfigError
+from mailer.feedback.apply import apply_events
+from mailer.feedback.events import EventKind, SesEvent
 from mailer.models import Status
+from mailer.sending import campaign as cmp
+from mailer.sending.campaign.guard import Guard
+from mailer.sending.transport import open_transport
+from mailer.store.engine import utcnow
 from mailer.store.schema import deliveries as D
-from tests.fixtures.send import ISSUE, add_subscribers, cli_env, spawn
+from tests.fixtures.send import ISSUE, add_subscribers, cli_env, make_rendered, spawn
 from tests.fixtures.sqs import ses_event
 
-pytestmark = pytest.mark.slow
 N = 300
 RATE = "25"  # messages/s: the guard's verdict lands within a few seconds of the feedback
 
@@ -79,6 +86,7 @@ def delivered_once(moto, subs) -> None:
     assert got == collections.Counter(s.email for s in subs)
 
 
+@pytest.mark.slow
 def test_hard_bounces_pause_the_send_and_a_raised_limit_finishes_it(store, store_url, tmp_path, moto,
                                                                      feedback_route):
     subs = add_subscribers(store, N)
@@ -102,6 +110,7 @@ def test_hard_bounces_pause_the_send_and_a_raised_limit_finishes_it(store, store
     delivered_once(moto, subs)
 
 
+@pytest.mark.slow
 def test_complaints_pause_the_send_and_resuming_after_the_cleanup_finishes_it(store, store_url, tmp_path, moto,
                                                                                feedback_route, run_cli):
     subs = add_subscribers(store, N)
@@ -121,3 +130,60 @@ def test_complaints_pause_the_send_and_resuming_after_the_cleanup_finishes_it(st
     assert code == 0, err
     assert store.delivery_counts(1)["sent"] == N
     delivered_once(moto, subs)
+
+
+# -- the verdict itself, on both databases ------------------------------------------------
+
+def sent_campaign(store, settings, n: int):
+    subs = add_subscribers(store, n)
+    transport = open_transport(settings)
+    c = cmp.start(store, make_rendered(), settings, transport, list_name="main")
+    cmp.deliver(store, c, make_rendered(), transport, settings, rate=None, guard=False)
+    with store.engine.connect() as conn:
+        mids = dict(conn.execute(sa.select(D.c.email, D.c.message_id).where(D.c.campaign_id == c.id)).all())
+    return c, subs, mids
+
+
+def feedback(store, settings, mids, subs, kind, bounce_type=""):
+    for s in subs:
+        apply_events(store, settings, [SesEvent(kind, s.email, mids[s.email], bounce_type=bounce_type)])
+
+
+def test_verdict_counts_messages_of_the_run_once_each(store, db_settings):
+    start = utcnow()
+    c, subs, mids = sent_campaign(store, db_settings, 20)
+    limits = with_overrides(db_settings, guard={"min_sent": 20}).guard
+    guard = Guard(store, c.id, limits, since=start)
+    feedback(store, db_settings, mids, subs[:1], EventKind.BOUNCE, "Permanent")
+    feedback(store, db_settings, mids, subs[:1], EventKind.BOUNCE, "Permanent")  # SES repeating itself
+    feedback(store, db_settings, mids, subs[1:4], EventKind.BOUNCE, "Transient")  # soft: never counted
+    assert guard.verdict() is None  # 1 of 20 = 5%: not above the limit
+    feedback(store, db_settings, mids, subs[4:5], EventKind.BOUNCE, "Permanent")
+    assert guard.verdict() == "hard-bounce rate 10.0% (2 of 20 sent) is above guard.max_bounce_rate 5.0%"
+    counts = store.campaign_feedback(c.id)
+    assert (counts.sent, counts.hard_bounces, counts.soft_bounces, counts.complaints) == (20, 2, 3, 0)
+    # Too few messages to judge; and a later run (a resume) counts only its own messages.
+    assert Guard(store, c.id, with_overrides(db_settings, guard={"min_sent": 21}).guard, since=start).verdict() is None
+    assert store.campaign_feedback(c.id, since=utcnow()).sent == 0
+
+
+def test_one_complaint_in_five_hundred_is_enough(store, db_settings):
+    c, subs, mids = sent_campaign(store, db_settings, 10)
+    guard = Guard(store, c.id, with_overrides(db_settings, guard={"min_sent": 10}).guard, since=c.created_at)
+    assert guard.verdict() is None
+    feedback(store, db_settings, mids, subs[:1], EventKind.COMPLAINT)
+    assert guard.verdict().startswith("complaint rate 10.0% (1 of 10 sent) is above guard.max_complaint_rate 0.2%")
+
+
+def test_guard_and_feedback_settings(workdir):
+    s = load_settings(env={})
+    assert (s.guard.max_bounce_rate, s.guard.max_complaint_rate, s.guard.min_sent) == (0.05, 0.002, 200)
+    assert s.feedback.queue_url == "" and s.feedback.wait_seconds == 20
+    s = load_settings(env={"TWIR_MAIL_GUARD_MAX_BOUNCE_RATE": "0.1", "TWIR_MAIL_FEEDBACK_QUEUE_URL":
+                           "https://sqs.us-east-1.amazonaws.com/123456789012/q"})
+    assert s.guard.max_bounce_rate == 0.1 and s.feedback.queue_url.endswith("/q")
+    for env, message in (({"TWIR_MAIL_GUARD_MAX_BOUNCE_RATE": "5"}, "guard.max_bounce_rate"),
+                         ({"TWIR_MAIL_FEEDBACK_QUEUE_URL": "twir-queue"}, "feedback.queue_url"),
+                         ({"TWIR_MAIL_FEEDBACK_WAIT_SECONDS": "30"}, "feedback.wait_seconds")):
+        with pytest.raises(ConfigError, match=message):
+            load_settings(env=env)

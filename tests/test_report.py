@@ -128,3 +128,30 @@ def test_report_in_chromium_makes_no_request(history_db, browser, screenshot_dir
     page.screenshot(path=str(shot), full_page=True)
     page.close()
     assert shot.stat().st_size > 10_000
+
+
+def test_campaigns_show_prints_the_same_figures(history_db, store_url, run_cli):
+    store, c1, _ = history_db
+    db = from_db(store, c1)
+    r = run_cli("campaigns", "show", str(c1), env={"TWIR_MAIL_DATABASE_URL": store_url})
+    assert r.code == 0, r.err
+    assert (f"  delivered {db['delivered']} (90.0%), bounced 2 (5.0%) (hard 1 (2.5%), soft 1), "
+            f"complained 1 (2.5%), rejected 1 (2.5%), delayed 1 (no outcome yet)") in r.out
+    assert "  messages sent from 2026-10-05 09:00:00 to 09:04:33 UTC (4m33s)" in r.out
+
+
+def test_report_cli_writes_the_page(history_db, store_url, run_cli, workdir):
+    r = run_cli("report", "--out", "r.html", env={"TWIR_MAIL_DATABASE_URL": store_url})
+    assert r.code == 0 and r.out.startswith("wrote r.html (") and "<svg" in (workdir / "r.html").read_text()
+    bad = run_cli("report", "--out", "nodir/r.html", env={"TWIR_MAIL_DATABASE_URL": store_url})
+    assert bad.code == 1 and bad.err.startswith("error: nodir/r.html: cannot write the report")
+
+
+def test_without_pygal_the_report_says_how_to_install_it(store, monkeypatch):
+    import sys
+
+    from mailer.web.report import ReportError
+
+    monkeypatch.setitem(sys.modules, "pygal", None)  # as if not installed
+    with pytest.raises(ReportError, match=r"pip install 'twir-mail\[report\]'"):
+        build_report(store)
