@@ -154,7 +154,7 @@ def test_eventbridge_schedule_example_is_cfn_lint_clean():
 
     from tests.fixtures.core import ROOT
 
-    template = ROOT / "deploy" / "aws" / "schedule-send.yaml"
+    template = ROOT / "deploy" / "aws" / "send-schedule.yaml"
     res = subprocess.run([str(Path(sys.executable).parent / "cfn-lint"), str(template)], capture_output=True,
                          text=True, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
