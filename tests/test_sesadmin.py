@@ -167,7 +167,11 @@ def test_account_fields_from_a_getaccount_response():
     assert (st.max_24_hour_send, st.max_send_rate, st.sent_last_24_hours) == (50000.0, 14.0, 3.0)
     assert st.problems == ["the account is in the SES sandbox: request production access"]
     sesadmin.apply_account(st, {"SendingEnabled": False, "ProductionAccessEnabled": True})
-    assert st.problems == ["sending is disabled for this account"]
+    assert st.problems == ["the SES account cannot send (SendingEnabled is false): fix the cause and ask AWS to "
+                           "resume sending, see `twir-mail ses status`"]
+    sesadmin.apply_account(st, {"SendingEnabled": True, "ProductionAccessEnabled": True,
+                                "EnforcementStatus": "PROBATION"})
+    assert len(st.problems) == 1 and "under review (enforcement status PROBATION)" in st.problems[0]
 
 
 

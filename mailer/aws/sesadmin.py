@@ -306,8 +306,10 @@ class AccountStatus:
     @property
     def problems(self) -> list[str]:
         out = []
-        if self.sending_enabled is False:
-            out.append("sending is disabled for this account")
+        refusal, warning = account_verdict({"SendingEnabled": self.sending_enabled,
+                                            "EnforcementStatus": self.enforcement_status})
+        if refusal or warning:  # the same verdict `send` acts on
+            out.append(refusal or warning)
         if self.production_access is False:
             out.append("the account is in the SES sandbox: request production access")
         if self.domain_verification != "SUCCESS":
