@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
 
-from mailer import campaign as cmp  # noqa: E402
+from mailer.sending import campaign as cmp  # noqa: E402
 from mailer.config import load_settings, with_overrides  # noqa: E402
 from mailer.issue.parse import parse_issue  # noqa: E402
 from mailer.models import CampaignStatus  # noqa: E402

@@ -128,6 +128,7 @@ class Send:
     max_retries: int = _doc("Retries of a throttled/5xx/connection error before giving up for now.", 8)
     test_subject_prefix: str = _doc("Subject prefix of test sends.", "[TEST] ")
     preview_list: str = _doc("List used by `send --to preview`.", "preview")
+    live_poll_seconds: float = _doc("`send --when-live`: first wait between two looks at the issue's web page (doubles up to 5 minutes).", 30.0)
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,21 @@ class Webhook:
     test_cert_origin: str = _doc("TESTS ONLY: one extra origin trusted for SNS signing certificates. Leave empty.", "")
 
 
+@dataclass(frozen=True)
+class Feedback:
+    queue_url: str = _doc("SQS queue receiving SES events (through SNS or directly); empty: webhook only.", "")
+    endpoint_url: str = _doc("Override the SQS endpoint (empty: [ses] endpoint_url, else the AWS default).", "")
+    wait_seconds: int = _doc("Long-poll wait of `feedback poll` (SQS allows 0 to 20).", 20)
+    visibility_timeout: int = _doc("Seconds a received message stays hidden; one that cannot be applied comes back after it.", 60)
+
+
+@dataclass(frozen=True)
+class Guard:
+    max_bounce_rate: float = _doc("Pause a send when hard bounces / messages sent passes this (SES reviews accounts at 0.05).", 0.05)
+    max_complaint_rate: float = _doc("Pause a send when complaints / messages sent passes this (SES reviews at 0.001).", 0.002)
+    min_sent: int = _doc("Judge the rates only once this many messages of the run were sent.", 200)
+
+
 SECTIONS: dict[str, type] = {
     "newsletter": Newsletter,
     "sponsor": Sponsor,
@@ -160,6 +176,8 @@ SECTIONS: dict[str, type] = {
     "send": Send,
     "web": Web,
     "webhook": Webhook,
+    "feedback": Feedback,
+    "guard": Guard,
 }
 
 
@@ -177,6 +195,8 @@ class Settings:
     send: Send = field(default_factory=Send)
     web: Web = field(default_factory=Web)
     webhook: Webhook = field(default_factory=Webhook)
+    feedback: Feedback = field(default_factory=Feedback)
+    guard: Guard = field(default_factory=Guard)
     # Secrets, from the environment only.
     secret_key: str = DEV_SECRET
     smtp_password: str = ""
@@ -322,6 +342,11 @@ def _validate(s: Settings) -> None:
         bad("send.workers", "must be at least 1")
     if s.check.html_warning_kib > s.check.html_error_kib:
         bad("check.html_warning_kib", "must not exceed check.html_error_kib")
+    for key in ("max_bounce_rate", "max_complaint_rate"):
+        if getattr(s.guard, key) > 1:
+            bad(f"guard.{key}", "is a fraction of messages sent: between 0 and 1")
+    if s.feedback.wait_seconds > 20:
+        bad("feedback.wait_seconds", "SQS waits at most 20 seconds")
     for key in ("link_concurrency", "link_per_host"):
         if getattr(s.check, key) < 1:
             bad(f"check.{key}", "must be at least 1")
@@ -332,7 +357,7 @@ def _validate(s: Settings) -> None:
 # Settings that end up as links, image sources or endpoints; "" = optional and unset.
 _REQUIRED_URLS = (("newsletter", "site_url"), ("newsletter", "logo_url"), ("web", "base_url"))
 _OPTIONAL_URLS = (("newsletter", "privacy_url"), ("newsletter", "archive_url"), ("ses", "endpoint_url"),
-                  ("sponsor", "url"), ("sponsor", "logo"))
+                  ("feedback", "endpoint_url"), ("feedback", "queue_url"), ("sponsor", "url"), ("sponsor", "logo"))
 _FEEDBACK_FIELD = re.compile(r"[A-Za-z0-9._-]+")
 
 

@@ -167,7 +167,11 @@ def test_account_fields_from_a_getaccount_response():
     assert (st.max_24_hour_send, st.max_send_rate, st.sent_last_24_hours) == (50000.0, 14.0, 3.0)
     assert st.problems == ["the account is in the SES sandbox: request production access"]
     sesadmin.apply_account(st, {"SendingEnabled": False, "ProductionAccessEnabled": True})
-    assert st.problems == ["sending is disabled for this account"]
+    assert st.problems == ["the SES account cannot send (SendingEnabled is false): fix the cause and ask AWS to "
+                           "resume sending, see `twir-mail ses status`"]
+    sesadmin.apply_account(st, {"SendingEnabled": True, "ProductionAccessEnabled": True,
+                                "EnforcementStatus": "PROBATION"})
+    assert len(st.problems) == 1 and "under review (enforcement status PROBATION)" in st.problems[0]
 
 
 
@@ -178,3 +182,36 @@ def test_unreachable_endpoint_is_an_aws_error(workdir, monkeypatch):
                                   "TWIR_MAIL_SES_CONFIGURATION_SET": CONFIG_SET})
     with pytest.raises(AwsError, match="cannot reach the AWS endpoint http://127.0.0.1:"):
         sesadmin.setup(settings)
+
+
+def test_setup_feedback_queue_is_idempotent_and_carries_events(moto, aws_settings, store, db_settings):
+    from mailer.config import with_overrides
+    from mailer.feedback.queue import FeedbackQueue
+    from mailer.models import Status
+    from tests.fixtures.sqs import ses_event
+
+    dry = sesadmin.setup(aws_settings, dry_run=True, feedback_queue=True)
+    assert [s.state for s in dry.steps if "SQS" in s.subject] == ["would create"] * 3
+    assert moto.client("sqs").list_queues().get("QueueUrls", []) == []
+    first = sesadmin.setup(aws_settings, feedback_queue=True)
+    sqs_steps = {s.subject: s.state for s in first.steps if "SQS" in s.subject}
+    assert list(sqs_steps.values()) == ["created", "created", "updated", "created"], sqs_steps
+    [note] = [n for n in first.notes if "TWIR_MAIL_FEEDBACK_QUEUE_URL=" in n]
+    url = note.split("TWIR_MAIL_FEEDBACK_QUEUE_URL=")[1].split(")")[0]
+    sqs = moto.client("sqs")
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    redrive = json.loads(attrs["RedrivePolicy"])
+    assert redrive["deadLetterTargetArn"].endswith(":twir-mail-ses-feedback-queue-dlq")
+    assert int(redrive["maxReceiveCount"]) == 5
+    [statement] = json.loads(attrs["Policy"])["Statement"]
+    assert statement["Condition"]["ArnEquals"]["aws:SourceArn"] == first.topic_arn
+    settings = with_overrides(aws_settings, feedback={"queue_url": url})
+    again = sesadmin.setup(settings, feedback_queue=True)
+    assert not again.changed and not [n for n in again.notes if "QUEUE_URL" in n]
+    # What SES publishes to the topic now reaches the queue, and the poller applies it.
+    sub = store.add("bounce-me@example.com")
+    moto.client("sns").publish(TopicArn=first.topic_arn,
+                               Message=json.dumps(ses_event("Bounce", sub.email, "m-1", shape="notificationType")))
+    result = FeedbackQueue(store, with_overrides(db_settings, ses={"endpoint_url": moto.url},
+                                                 feedback={"queue_url": url})).drain()
+    assert result.applied == 1 and store.get(sub.email).status is Status.BOUNCED

@@ -5,7 +5,8 @@ admin commands, SSM at a Lambda cold start), and every botocore failure is read
 by ``error_code``/``error_message``/``http_status`` and, where a one-line error
 is wanted, ``aws_errors``. ``client(settings, service)`` is the admin
 commands' shorthand: ``ses.endpoint_url`` (tests: a local emulator) applies to
-every service they use, because an emulator serves SES, SNS and SSM on one endpoint.
+every service they use, because an emulator serves SES, SNS and SSM on one endpoint;
+SQS (the feedback queue) takes ``feedback.endpoint_url`` first (``endpoint_for``).
 """
 
 from __future__ import annotations
@@ -39,9 +40,16 @@ def build_client(service: str, *, region: str | None = None, endpoint_url: str |
                                               endpoint_url=endpoint_url or None, config=config)
 
 
+def endpoint_for(settings: Settings, service: str) -> str | None:
+    """The endpoint override of ``service`` (None: the AWS default)."""
+    if service == "sqs" and settings.feedback.endpoint_url:
+        return settings.feedback.endpoint_url
+    return settings.ses.endpoint_url or None
+
+
 def client(settings: Settings, service: str):
-    """A client for the admin commands (``ses setup``/``ses status``)."""
-    return build_client(service, region=settings.ses.region, endpoint_url=settings.ses.endpoint_url)
+    """A client for the admin commands and the feedback queue, endpoint by ``endpoint_for``."""
+    return build_client(service, region=settings.ses.region, endpoint_url=endpoint_for(settings, service))
 
 
 def error_code(exc: Exception) -> str:

@@ -8,7 +8,8 @@ Setup makes sure these exist and look as they should, changing only what differs
 3. an event destination on the set sending bounce, complaint, delivery, reject
    and delivery-delay events to the topic (SES v1 API: moto does not implement
    the v2 event-destination calls, and both APIs manage the same objects);
-4. optionally an HTTPS subscription of ``{web.base_url}/webhooks/ses``.
+4. optionally an HTTPS subscription of ``{web.base_url}/webhooks/ses``, or (``--feedback sqs``)
+   an SQS queue with a dead-letter queue, subscribed to the topic (mailer/aws/sqsadmin.py).
 
 A dry run only reads, and reports what it would create or update.
 """
@@ -107,8 +108,10 @@ def webhook_endpoint(settings: Settings, *, masked: bool = False) -> str:
     return base + WEBHOOK_PATH
 
 
-def setup(settings: Settings, *, dry_run: bool = False, subscribe_webhook: bool = False) -> SetupReport:
-    """Create or fix the configuration set, topic, event destination (and subscription)."""
+def setup(settings: Settings, *, dry_run: bool = False, subscribe_webhook: bool = False,
+          feedback_queue: bool = False) -> SetupReport:
+    """Create or fix the configuration set, topic, event destination (and webhook subscription,
+    or SQS queue with its subscription)."""
     config_set = _required_configuration_set(settings)
     endpoint = webhook_endpoint(settings) if subscribe_webhook else ""
     report = SetupReport(dry_run=dry_run)
@@ -143,6 +146,16 @@ def setup(settings: Settings, *, dry_run: bool = False, subscribe_webhook: bool 
     if endpoint:
         with aws_errors("webhook subscription"):
             report.steps.append(_subscription(sns, arn, endpoint, webhook_endpoint(settings, masked=True), dry_run))
+    if feedback_queue:
+        from mailer.aws.sqsadmin import setup_queue
+
+        with aws_errors("SQS feedback queue"):
+            steps, queue_url = setup_queue(client(settings, "sqs"), sns, arn, settings, dry_run, Step)
+        report.steps += steps
+        if queue_url and queue_url != settings.feedback.queue_url:
+            report.notes.append(f"set feedback.queue_url (TWIR_MAIL_FEEDBACK_QUEUE_URL={queue_url}) so `send` and "
+                                "`feedback poll` read it")
+        return report
     if arn and arn not in settings.webhook.topic_arns:
         report.notes.append(f"add the topic to webhook.topic_arns (TWIR_MAIL_WEBHOOK_TOPIC_ARNS={arn}) "
                             "so the web app accepts its notifications")
@@ -293,8 +306,10 @@ class AccountStatus:
     @property
     def problems(self) -> list[str]:
         out = []
-        if self.sending_enabled is False:
-            out.append("sending is disabled for this account")
+        refusal, warning = account_verdict({"SendingEnabled": self.sending_enabled,
+                                            "EnforcementStatus": self.enforcement_status})
+        if refusal or warning:  # the same verdict `send` acts on
+            out.append(refusal or warning)
         if self.production_access is False:
             out.append("the account is in the SES sandbox: request production access")
         if self.domain_verification != "SUCCESS":
@@ -344,6 +359,20 @@ def _account(sesv2, st: AccountStatus) -> None:
     apply_account(st, account)
 
 
+def account_verdict(account: dict) -> tuple[str | None, str | None]:
+    """(refusal, warning) from an SESv2 GetAccount response: a paused account must not send;
+    one under review (PROBATION) may, with care."""
+    enforcement = str(account.get("EnforcementStatus") or "")
+    if account.get("SendingEnabled") is False or enforcement == "SHUTDOWN":
+        why = "enforcement status SHUTDOWN" if enforcement == "SHUTDOWN" else "SendingEnabled is false"
+        return (f"the SES account cannot send ({why}): fix the cause and ask AWS to resume sending, "
+                "see `twir-mail ses status`"), None
+    if enforcement == "PROBATION":
+        return None, ("the SES account is under review (enforcement status PROBATION): a bounce rate near 10% "
+                      "or complaints near 0.5% will pause it; send only to a clean list")
+    return None, None
+
+
 def apply_account(st: AccountStatus, account: dict) -> None:
     """Fill ``st`` from an SESv2 GetAccount response."""
     st.sending_enabled = bool(account.get("SendingEnabled"))
@@ -381,5 +410,5 @@ def _config_set_status(sesv2, ses, st: AccountStatus) -> None:
         st.event_topic = (dest.get("SNSDestination") or {}).get("TopicARN", "")
 
 
-__all__ = ["AwsError", "SetupReport", "Step", "AccountStatus", "setup", "status", "webhook_endpoint",
+__all__ = ["AwsError", "SetupReport", "Step", "AccountStatus", "setup", "status", "webhook_endpoint", "account_verdict",
            "publish_statement", "EVENT_TYPES", "DESTINATION_NAME"]

@@ -17,7 +17,7 @@ from mailer.config import Settings, load_settings
 from mailer.errors import TwirMailError
 
 # Command modules, imported lazily so `twir-mail render` stays fast to start.
-COMMAND_MODULES = ("render", "subscribers", "db", "send", "web", "ses")
+COMMAND_MODULES = ("render", "subscribers", "db", "send", "web", "ses", "feedback", "report")
 
 
 class Context:

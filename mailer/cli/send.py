@@ -93,7 +93,7 @@ def _report(report) -> None:
                    "sends them again)")
 
 
-def _send(ctx, issue, list_name, yes, dry_run, rate, force, resume, resend_unknown, to):
+def _send(ctx, issue, list_name, yes, dry_run, rate, force, resume, resend_unknown, to, live=None):
     from mailer.sending import campaign as cmp
     from mailer.store import open_store
     from mailer.sending.transport import check_sendable, open_transport, sendable_warnings
@@ -121,6 +121,7 @@ def _send(ctx, issue, list_name, yes, dry_run, rate, force, resume, resend_unkno
                 click.echo(f"warning: {warning}", err=True)
             _preflight(transport)
             if resuming:
+                _wait_live(live, rendered, settings)
                 campaign = found
                 if rendered.html_bytes != campaign.html_bytes:
                     click.echo(f"warning: {issue} renders to {rendered.html_bytes} bytes of HTML now, "
@@ -139,6 +140,7 @@ def _send(ctx, issue, list_name, yes, dry_run, rate, force, resume, resend_unkno
                     return _dry_run(store, rendered, settings, target, addresses, test)
                 if not (yes or test):
                     click.confirm("send it?", abort=True, err=True)
+                _wait_live(live, rendered, settings)
                 campaign = cmp.start(store, rendered, settings, transport, list_name=target,
                                      addresses=addresses, test=test)
                 rate = send_rate
@@ -146,11 +148,12 @@ def _send(ctx, issue, list_name, yes, dry_run, rate, force, resume, resend_unkno
                 rate = _rate(settings, transport, rate)
             counts = store.delivery_counts(campaign.id)
             bar, update = _progress_bar(sum(counts.values()), sum(counts.values()) - counts["queued"])
-            with bar:
+            with _feedback_poller(store, settings) as poller, bar:
                 report = cmp.deliver(store, campaign, rendered, transport, settings, rate=rate, on_progress=update)
         finally:
             transport.close()
     _report(report)
+    _poller_report(poller)
     resume_cmd = f"twir-mail send --resume {report.campaign.id}"
     if report.interrupted:
         raise Interrupted(f"stopped; state saved. Continue with `{resume_cmd}`")
@@ -161,13 +164,65 @@ def _send(ctx, issue, list_name, yes, dry_run, rate, force, resume, resend_unkno
 
 
 def _preflight(transport) -> None:
-    """Credentials and endpoint, tried before a campaign is recorded or resumed."""
+    """Credentials, endpoint and the account's own state, tried before a campaign is recorded or resumed."""
+    from mailer.sending.campaign.guard import account_gate
+
     if transport.local:
         return
     try:
         transport.check()
+        warning = account_gate(transport)
     except TransportError as exc:
         raise _not_ready(transport, exc) from None
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
+
+
+def _wait_live(live, rendered, settings) -> None:
+    """--when-live: wait until the issue's web page answers 200 (nothing is recorded before)."""
+    from mailer.sending.live import wait_until_live
+
+    if live is None:
+        return
+    url, timeout = live
+    url = url or rendered.web_url
+
+    def said(attempt):
+        if attempt.status == 200:
+            click.echo(f"{url} is live", err=True)
+        else:
+            click.echo(f"{url}: {attempt.detail}; next look in {attempt.waited:.0f}s", err=True)
+
+    wait_until_live(url, timeout=timeout, interval=settings.send.live_poll_seconds, on_attempt=said)
+
+
+class _NoPoller:
+    total = None
+    errors: list = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+
+def _feedback_poller(store, settings):
+    """With [feedback] queue_url: apply queued SES feedback while sending, so the guard sees it."""
+    if not settings.feedback.queue_url:
+        return _NoPoller()
+    from mailer.feedback.queue import BackgroundPoller, FeedbackQueue
+
+    return BackgroundPoller(FeedbackQueue(store, settings))
+
+
+def _poller_report(poller) -> None:
+    if poller.total is not None:
+        t = poller.total
+        click.echo(f"  feedback queue: applied {t.events} event(s) from {t.applied} message(s) during the send"
+                   + (f", {len(t.bad)} unparsable left on the queue" if t.bad else ""))
+    for error in poller.errors[-3:]:
+        click.echo(f"warning: feedback queue: {error}", err=True)
 
 
 def _rate(settings, transport, cli_rate):
@@ -231,10 +286,26 @@ def _dry_run(store, rendered, settings, list_name, addresses, test) -> int:
               help="With --resume: also resend recipients a killed run may or may not have reached.")
 @click.option("--to", "to", multiple=True, metavar="preview|ADDRESS",
               help="Test send (subject prefixed [TEST]) to the preview list and/or addresses; repeatable.")
+@click.option("--when-live", is_flag=True, help="Wait until the issue's web page answers 200, then send.")
+@click.option("--timeout", "live_timeout", default="2h", show_default=True, metavar="DURATION",
+              help="With --when-live: give up (sending nothing) after this long, e.g. 2h, 90m.")
+@click.option("--live-url", metavar="URL", help="With --when-live: the page to wait for (default: the issue's "
+              "web link, {newsletter.site_url}/blog/YYYY/MM/DD/this-week-in-rust-N/).")
 @pass_ctx
-def send_cmd(ctx, issue, list_name, yes, dry_run, rate, force, resume, resend_unknown, to) -> int:
+def send_cmd(ctx, issue, list_name, yes, dry_run, rate, force, resume, resend_unknown, to, when_live,
+             live_timeout, live_url) -> int:
     """Send ISSUE to a list: paced, recorded per recipient, resumable."""
-    return _send(ctx, issue, list_name, yes, dry_run, rate, force, resume, resend_unknown, to)
+    from mailer.sending.live import parse_duration
+
+    live = None
+    if when_live:
+        try:
+            live = (live_url, parse_duration(live_timeout))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--timeout") from None
+    elif live_url:
+        raise click.UsageError("--live-url goes with --when-live")
+    return _send(ctx, issue, list_name, yes, dry_run, rate, force, resume, resend_unknown, to, live)
 
 
 @click.group("campaigns", invoke_without_command=True)
@@ -270,8 +341,9 @@ def show_cmd(ctx, campaign_id: int) -> None:
 
     with open_store(ctx.settings) as store:
         c = store.campaign(campaign_id)
-        n = store.delivery_counts(campaign_id)
+        stats = store.campaign_stats(campaign_id)
         problems = store.delivery_failures(campaign_id, limit=200)
+    n = stats.statuses
     click.echo(f"campaign {c.id}: {c.kind.value} of issue {c.issue_number} ({c.issue_path})")
     click.echo(f"  subject:   {c.subject}")
     click.echo(f"  list:      {c.list_name or '(addresses)'}")
@@ -281,8 +353,28 @@ def show_cmd(ctx, campaign_id: int) -> None:
                + (f", finished {c.finished_at:%Y-%m-%d %H:%M:%S %Z}" if c.finished_at else ""))
     click.echo(f"  sent {n['sent']}, failed {n['failed']}, skipped {n['skipped']}, unknown {n['sending']}, "
                f"queued {n['queued']}")
+    for line in _feedback_lines(stats):
+        click.echo(line)
     for address, status, error in problems:
         click.echo(f"  {status}: {address or '(forgotten)'}: {error or ''}")
+
+
+def _feedback_lines(stats) -> list[str]:
+    """What SES said about the campaign's messages, with rates over messages sent."""
+    sent, fb, ev = stats.statuses["sent"], stats.feedback, stats.events
+
+    def pct(k: int) -> str:
+        return f"{k} ({k / sent:.1%})" if sent else str(k)
+
+    bounced = fb.hard_bounces + fb.soft_bounces
+    lines = [f"  delivered {pct(stats.delivered)}, bounced {pct(bounced)} (hard {pct(fb.hard_bounces)}, "
+             f"soft {fb.soft_bounces}), complained {pct(fb.complaints)}, rejected {pct(ev['reject'])}, "
+             f"delayed {ev['delivery-delay']} (no outcome yet)"]
+    if stats.first_sent:
+        span = (stats.last_sent - stats.first_sent).total_seconds()
+        lines.append(f"  messages sent from {stats.first_sent:%Y-%m-%d %H:%M:%S} to {stats.last_sent:%H:%M:%S} UTC "
+                     f"({_duration(span)})")
+    return lines
 
 
 def register(cli: click.Group) -> None:

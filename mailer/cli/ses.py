@@ -19,13 +19,19 @@ def ses() -> None:
 @ses.command("setup")
 @click.option("--dry-run", is_flag=True, help="Only report what would be created or changed.")
 @click.option("--subscribe-webhook", is_flag=True,
-              help="Also subscribe {web.base_url}/webhooks/ses (https) to the topic.")
+              help="Also subscribe {web.base_url}/webhooks/ses (https) to the topic (same as --feedback webhook).")
+@click.option("--feedback", "feedback", type=click.Choice(["webhook", "sqs"]),
+              help="How feedback leaves the topic: the web app's webhook, or an SQS queue (with a dead-letter "
+                   "queue) that `send` and `feedback poll` read.")
 @pass_ctx
-def setup_cmd(ctx, dry_run: bool, subscribe_webhook: bool) -> None:
+def setup_cmd(ctx, dry_run: bool, subscribe_webhook: bool, feedback: str | None) -> None:
     """Create or fix, idempotently, the configuration set, SNS topic and event destination."""
     from mailer.aws.sesadmin import setup
 
-    report = setup(ctx.settings, dry_run=dry_run, subscribe_webhook=subscribe_webhook)
+    if subscribe_webhook and feedback == "sqs":
+        raise click.UsageError("--subscribe-webhook and --feedback sqs: choose one")
+    report = setup(ctx.settings, dry_run=dry_run, subscribe_webhook=subscribe_webhook or feedback == "webhook",
+                   feedback_queue=feedback == "sqs")
     for step in report.steps:
         click.echo(str(step))
     for note in report.notes:

@@ -70,14 +70,31 @@ def _addresses(items: Iterable) -> list[str]:
     return out
 
 
-def parse_ses_events(message: str) -> list[SesEvent]:
-    """Events in an SNS ``Message`` carrying an SES notification; other messages give []."""
+class NotAnSesEvent(ValueError):
+    """A message that is not an SES notification at all (not JSON, or neither shape)."""
+
+
+def ses_document(message: str) -> dict:
+    """The SES notification in ``message``, or NotAnSesEvent saying why it is not one."""
     try:
         doc = json.loads(message)
     except ValueError:
+        raise NotAnSesEvent("not JSON") from None
+    if not isinstance(doc, dict) or not (doc.get("eventType") or doc.get("notificationType")):
+        raise NotAnSesEvent("JSON without eventType or notificationType")
+    return doc
+
+
+def parse_ses_events(message: str) -> list[SesEvent]:
+    """Events in an SNS ``Message`` carrying an SES notification; other messages give []."""
+    try:
+        return events_of(ses_document(message))
+    except NotAnSesEvent:
         return []
-    if not isinstance(doc, dict):
-        return []
+
+
+def events_of(doc: dict) -> list[SesEvent]:
+    """One SesEvent per recipient of an SES notification document (either shape)."""
     kind = _kind(doc)
     mail = doc.get("mail") if isinstance(doc.get("mail"), dict) else {}
     message_id = str(mail.get("messageId", ""))

@@ -20,6 +20,7 @@ from mailer.store.engine import utcnow
 from mailer.store.feedback import FeedbackOps
 from mailer.store.ledger import LedgerOps
 from mailer.store.ratelimit import RateLimitOps
+from mailer.store.reports import ReportOps
 from mailer.store.schema import deliveries, feedback_events, history, list_members, subscribers as S
 
 REASON_MAX = 32
@@ -82,9 +83,9 @@ def history_row(subscriber_id: int, old: Status | str | None, new: Status | str,
             "new_status": Status(new).value, "reason": reason, "detail": detail}
 
 
-class Store(LedgerOps, FeedbackOps, RateLimitOps, StoreBase):
+class Store(LedgerOps, FeedbackOps, RateLimitOps, ReportOps, StoreBase):
     """Every table access of twir-mail: subscribers here, campaigns (LedgerOps), SES feedback
-    (FeedbackOps) and rate-limit counters (RateLimitOps) in their own modules."""
+    (FeedbackOps), rate-limit counters (RateLimitOps) and read-only figures (ReportOps) in their own modules."""
 
     def _find(self, conn: sa.Connection, norm: str, digest: str):
         query = sa.select(S).where(sa.or_(S.c.email_hash == digest, S.c.email_norm == norm))

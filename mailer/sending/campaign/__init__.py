@@ -13,10 +13,12 @@ import time
 from mailer.config import Settings
 from mailer.errors import CampaignError
 from mailer.models import Campaign, CampaignKind, CampaignStatus, DeliveryStatus as DS, Rendered, Status
+from mailer.sending.campaign.guard import Guard
 from mailer.sending.campaign.sender import Progress, Report, Sender
 from mailer.sending.message import MessageTemplate
 from mailer.sending.transport import Transport, check_sendable
 from mailer.store import Store
+from mailer.store.engine import utcnow
 from mailer.tokens import Signer
 
 __all__ = ["Campaign", "Progress", "Report", "start", "resume", "deliver", "dry_run",
@@ -84,8 +86,11 @@ def template_for(rendered: Rendered, settings: Settings, test: bool, campaign: C
 
 
 def deliver(store: Store, campaign: Campaign, rendered: Rendered, transport: Transport, settings: Settings, *,
-            rate: float | None, workers: int | None = None, on_progress=None) -> Report:
-    """Send every queued row of ``campaign``; returns when done, paused or interrupted."""
+            rate: float | None, workers: int | None = None, on_progress=None, guard: bool = True) -> Report:
+    """Send every queued row of ``campaign``; returns when done, paused or interrupted.
+
+    ``guard``: pause when this run's hard-bounce or complaint rate passes ``[guard]``'s limits.
+    """
     if not transport.local:
         check_sendable(settings)
     if rendered.issue.number != campaign.issue_number:
@@ -94,8 +99,9 @@ def deliver(store: Store, campaign: Campaign, rendered: Rendered, transport: Tra
     template = template_for(rendered, settings, campaign.kind is CampaignKind.TEST, campaign)
     if campaign.status is not CampaignStatus.SENDING:
         store.set_campaign_status(campaign.id, CampaignStatus.SENDING)
+    watch = Guard(store, campaign.id, settings.guard, since=utcnow()) if guard else None
     sender = Sender(store, campaign, template, transport, settings, rate=rate, workers=workers,
-                    on_progress=on_progress)
+                    on_progress=on_progress, guard=watch)
     return sender.run()
 
 

@@ -22,6 +22,7 @@ from typing import Callable
 from mailer.config import Settings
 from mailer.errors import PermanentTransportError, RetryableTransportError, SendingPaused, TransportError
 from mailer.models import Campaign, CampaignStatus, Claim, DeliveryStatus as DS, Outcome
+from mailer.sending.campaign.guard import Guard
 from mailer.sending.message import MessageTemplate
 from mailer.sending.pacing import RateLimiter
 from mailer.sending.transport import Transport
@@ -108,7 +109,7 @@ def backoff(attempt: int, retry_after: float | None = None) -> float:
 class Sender:
     def __init__(self, store: Store, campaign: Campaign, template: MessageTemplate, transport: Transport,
                  settings: Settings, *, rate: float | None, workers: int | None = None,
-                 on_progress: Callable[[Progress], None] | None = None):
+                 on_progress: Callable[[Progress], None] | None = None, guard: Guard | None = None):
         self.store, self.campaign, self.template, self.transport = store, campaign, template, transport
         self.settings = settings
         self.workers = workers or settings.send.workers
@@ -119,6 +120,7 @@ class Sender:
         self.work: queue.Queue[Claim | None] = queue.Queue()
         self.results: queue.Queue[Result] = queue.Queue()
         self.stop = _Stop()
+        self.guard = guard
 
     # -- workers ----------------------------------------------------------
     def _worker(self) -> None:
@@ -217,6 +219,7 @@ class Sender:
                     if consecutive >= self.settings.send.max_consecutive_failures:
                         self.stop.set(f"{consecutive} failures in a row (last: {outcome.error})")
                         self.limiter.stop()
+            self._watch_rates()
             want = 0 if (exhausted or self.stop.reason) else self.workers - in_flight
             if pending or want > 0:
                 claims, skipped = self.store.ledger_step(self.campaign, pending, want)
@@ -230,6 +233,15 @@ class Sender:
                 self.on_progress(progress)
             if in_flight == 0 and (exhausted or self.stop.reason):
                 return
+
+    def _watch_rates(self) -> None:
+        """The reputation guard's verdict, now and then: a pause like a paused SES account."""
+        if self.guard is None or self.stop.reason or not self.guard.due():
+            return
+        reason = self.guard.verdict()
+        if reason:
+            self.stop.set(reason)
+            self.limiter.stop()
 
     def _drain(self, block: bool) -> list[Result]:
         items = []

@@ -34,6 +34,10 @@ class Transport:
     def check(self) -> None:
         """Raise a TransportError if sending cannot work at all (credentials, endpoint)."""
 
+    def account(self) -> dict | None:
+        """The provider's own account state (SES GetAccount), if the transport has one to read."""
+        return None
+
     def close(self) -> None:
         pass
 

@@ -53,6 +53,7 @@ class SesTransport(Transport):
         self.cfg = cfg
         self.client = client or self._client(cfg, workers, max_attempts)
         self._rate: float | None = None
+        self._account: dict | None = None
 
     @staticmethod
     def _client(cfg: Ses, workers: int, max_attempts: int, service: str = "sesv2"):
@@ -88,6 +89,20 @@ class SesTransport(Transport):
             self._rate = self._read_rate()
         return self._rate
 
+    def account(self) -> dict | None:
+        """SESv2 GetAccount, read once (SendingEnabled, EnforcementStatus, SendQuota...); None where
+        it cannot be read (an emulator without it, credentials that may only send)."""
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+        if self._account is None:
+            try:
+                self._account = self.client.get_account()
+            except NoCredentialsError:
+                raise SendingPaused("no AWS credentials found (environment, ~/.aws or instance role)") from None
+            except (ClientError, BotoCoreError):
+                self._account = {}
+        return self._account or None
+
     def check(self) -> None:
         # Reading the quota needs working credentials and a reachable endpoint, like a send.
         try:
@@ -99,16 +114,12 @@ class SesTransport(Transport):
             # when the rate is given; resolving it from the account then says what to allow.
 
     def _read_rate(self) -> float:
-        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+        from botocore.exceptions import BotoCoreError, ClientError
 
-        try:
-            quota = self.client.get_account().get("SendQuota", {})
-            if quota.get("MaxSendRate"):
-                return float(quota["MaxSendRate"])
-        except NoCredentialsError:
-            raise SendingPaused("no AWS credentials found (environment, ~/.aws or instance role)") from None
-        except (ClientError, BotoCoreError):
-            pass  # no sesv2 GetAccount (older endpoints, emulators): ask v1
+        # No sesv2 GetAccount (older endpoints, emulators): ask v1.
+        quota = (self.account() or {}).get("SendQuota", {})
+        if quota.get("MaxSendRate"):
+            return float(quota["MaxSendRate"])
         try:
             rate = self._client(self.cfg, 1, 3, "ses").get_send_quota().get("MaxSendRate")
             return float(rate) if rate else 0.0
