@@ -9,6 +9,7 @@ SMTP forbids lines over 998 octets and some relays break them mid-tag.
 
 from __future__ import annotations
 
+import bisect
 import re
 
 MAX_LINE = 900
@@ -39,31 +40,26 @@ def minify(html: str) -> str:
     return break_long_lines(html)
 
 
+# A tag as the character scan of the old pass saw it: quoted values may hold
+# ">" and spaces; an unclosed quote or tag runs to the end of the line.
+_TAG = re.compile(r"""<(?:[^>"']|"[^"]*(?:"|\Z)|'[^']*(?:'|\Z))*>?""")
+_QUOTED = re.compile(r""""[^"]*(?:"|\Z)|'[^']*(?:'|\Z)""")
+_SPACE = re.compile(" ")
+
+
+def _mask_quotes(tag: re.Match) -> str:
+    return _QUOTED.sub(lambda q: "x" * len(q.group()), tag.group())
+
+
 def _break_points(line: str) -> list[int]:
     """Indexes of spaces where a newline means the same as the space.
 
     Not inside a quoted attribute value, and not inside <pre> (callers only
     pass lines whose <pre> content is short, since code lines are short).
+    Regexes do the scan: quoted values are masked, then every space left counts.
     """
-    points = []
-    in_tag = False
-    quote = ""
-    for i, ch in enumerate(line):
-        if quote:
-            if ch == quote:
-                quote = ""
-        elif in_tag:
-            if ch in "\"'":
-                quote = ch
-            elif ch == ">":
-                in_tag = False
-            elif ch == " ":
-                points.append(i)
-        elif ch == "<":
-            in_tag = True
-        elif ch == " ":
-            points.append(i)
-    return points
+    masked = _TAG.sub(_mask_quotes, line)
+    return [m.start() for m in _SPACE.finditer(masked)]
 
 
 def _pre_spans(text: str) -> list[tuple[int, int]]:
@@ -71,22 +67,28 @@ def _pre_spans(text: str) -> list[tuple[int, int]]:
 
 
 def break_long_lines(html: str, limit: int = MAX_LINE) -> str:
-    if all(len(line) <= limit for line in html.split("\n")):
+    lines = html.split("\n")
+    if all(len(line) <= limit for line in lines):
         return html
     pre = _pre_spans(html)
+    starts = [a for a, _ in pre]
     out = []
     offset = 0
-    for line in html.split("\n"):
+    for line in lines:
         if len(line) > limit:
-            line = _break_line(line, limit, offset, pre)
+            line = _break_line(line, limit, offset, pre, starts)
         out.append(line)
         offset += len(line) + 1
     return "\n".join(out)
 
 
-def _break_line(line: str, limit: int, offset: int, pre: list[tuple[int, int]]) -> str:
-    inside_pre = lambda i: any(a <= offset + i < b for a, b in pre)  # noqa: E731
-    points = [p for p in _break_points(line) if not inside_pre(p)]
+def _inside_pre(pos: int, pre: list[tuple[int, int]], starts: list[int]) -> bool:
+    i = bisect.bisect_right(starts, pos) - 1  # the last span starting at or before pos
+    return i >= 0 and pos < pre[i][1]
+
+
+def _break_line(line: str, limit: int, offset: int, pre: list[tuple[int, int]], starts: list[int]) -> str:
+    points = [p for p in _break_points(line) if not _inside_pre(offset + p, pre, starts)]
     chars = list(line)
     start = 0
     last = None
