@@ -22,6 +22,8 @@ from mailer.store.schema import deliveries, feedback_events, history, list_membe
 
 REASON_MAX = 32
 NAME_MAX = 200  # schema: subscribers.name
+# Statuses that still get mail, the common one first (Store.suppress tries them in order).
+_RECEIVING = sorted((s for s in Status if not s.suppressed), key=lambda s: s != Status.SUBSCRIBED)
 
 
 def target_status(old: Status, new: Status, resubscribe: bool = False) -> Status | None:
@@ -121,10 +123,10 @@ class Store(LedgerOps, FeedbackOps, RateLimitOps, StoreBase):
         return row.id
 
     def set_status(self, subscriber_id: int, status: Status | str, *, reason: str, detail: str | None = None,
-                   allow_resubscribe: bool = False) -> bool:
+                   allow_resubscribe: bool = False, conn: sa.Connection | None = None) -> bool:
         """Change one subscriber's status (row-locked); False if it already had it."""
         status, reason = Status(status), check_reason(reason)
-        with self._write() as conn:
+        with self._using(conn) as conn:
             row = conn.execute(sa.select(S.c.status, S.c.email, S.c.forgotten_at)
                                .where(S.c.id == subscriber_id).with_for_update()).first()
             if row is None:
@@ -143,6 +145,27 @@ class Store(LedgerOps, FeedbackOps, RateLimitOps, StoreBase):
             conn.execute(S.update().where(S.c.id == subscriber_id).values(status=status.value, updated_at=now))
             conn.execute(history.insert().values(history_row(subscriber_id, old, status, reason, detail, now)))
             return True
+
+    def suppress(self, subscriber_id: int, status: Status | str, *, reason: str, detail: str | None = None) -> bool:
+        """Move a subscriber that still gets mail to a suppressed status; False if it no longer did.
+
+        The one-click unsubscribe path: one transaction, and in the usual case one
+        conditional UPDATE plus the history insert. The UPDATE's WHERE is the check,
+        so two concurrent clicks log one change (the second finds nothing to update).
+        """
+        status, reason = Status(status), check_reason(reason)
+        if not status.suppressed:
+            raise SubscriberError(f"suppress needs a suppressed status, got {status.value}")
+        now = utcnow()
+        with self._write() as conn:
+            for old in _RECEIVING:  # most likely first: usually the first UPDATE matches
+                changed = conn.execute(S.update().where(
+                    S.c.id == subscriber_id, S.c.status == old.value, S.c.email.is_not(None),
+                ).values(status=status.value, updated_at=now).returning(S.c.id)).first()
+                if changed is not None:
+                    conn.execute(history.insert().values(history_row(subscriber_id, old, status, reason, detail, now)))
+                    return True
+        return False
 
     def forget(self, email: str) -> bool:
         """Erase an address's personal data; a keyed hash keeps it suppressed. False if unknown."""
