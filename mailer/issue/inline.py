@@ -5,16 +5,17 @@ inlinable rules (and re-serialises every property through cssutils) on each
 ``transform``. ``_CachedPremailer`` keeps those rules per stylesheet text.
 
 premailer imports ``requests`` at import time (~70 ms) for fetching external
-stylesheets; network access is off here, so the import is deferred with the
-standard library's LazyLoader: it only executes if something touches it.
+stylesheets; network access is off here, so premailer is imported with a
+placeholder that loads ``requests`` only if something actually uses it.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib.util
+import importlib
 import logging
 import sys
+import types
 
 from mailer.errors import RenderError
 
@@ -25,18 +26,25 @@ OPTIONS = dict(
 )
 
 
-def _lazy_import(name: str) -> None:
-    """Register ``name`` so that importing it is free until an attribute is used."""
-    if name in sys.modules:
-        return
-    spec = importlib.util.find_spec(name)
-    if spec is None or spec.loader is None:
-        return
-    loader = importlib.util.LazyLoader(spec.loader)
-    spec.loader = loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    loader.exec_module(module)
+class _Deferred(types.ModuleType):
+    """Stands in for a module at someone else's import; the real one loads on first use."""
+
+    def __getattr__(self, name):
+        if name.startswith("__") or sys.modules.get(self.__name__) is self:
+            raise AttributeError(name)  # the import system probing, or used before the swap
+        return getattr(importlib.import_module(self.__name__), name)
+
+
+def _import_without(module: str, deferred: str):
+    """Import ``module`` while ``deferred`` is a placeholder that loads it only when used."""
+    if deferred in sys.modules:
+        return importlib.import_module(module)
+    stub = sys.modules[deferred] = _Deferred(deferred)
+    try:
+        return importlib.import_module(module)
+    finally:
+        if sys.modules.get(deferred) is stub:
+            del sys.modules[deferred]  # later imports of it get the real module
 
 
 # (css text, ruleset index) -> (rules, leftover), as premailer returns them.
@@ -46,12 +54,11 @@ _RULES_MAX = 16  # a handful of stylesheets per process; a cap keeps edits in `p
 
 @functools.cache
 def _premailer_class():
-    _lazy_import("requests")
-    import premailer
+    premailer = _import_without("premailer", "requests")
 
     class _CachedPremailer(premailer.Premailer):
         # The rules depend only on the CSS text, its index and OPTIONS, which
-        # every instance shares; callers extend/read the lists, never the tuples.
+        # every instance shares; callers get fresh lists (premailer extends them).
         def _parse_style_rules(self, css_body, ruleset_index):
             key = (css_body, ruleset_index)
             hit = _RULES.get(key)
