@@ -115,6 +115,18 @@ class StoreBase:
         return self._tx(True)
 
     @contextmanager
+    def _autocommit(self) -> Iterator[sa.Connection]:
+        """A connection whose statements each commit on their own (PostgreSQL).
+
+        For a write that is one statement: no BEGIN/COMMIT round trips around it.
+        """
+        try:
+            with self.engine.connect() as conn:
+                yield conn.execution_options(isolation_level="AUTOCOMMIT")
+        except sa.exc.DBAPIError as exc:
+            raise db_error(exc) from None
+
+    @contextmanager
     def _using(self, conn: sa.Connection | None, write: bool = True) -> Iterator[sa.Connection]:
         """The caller's transaction (``conn``) if given, else a new one: lets a caller
         batch several store calls into one transaction (see ``transaction``)."""

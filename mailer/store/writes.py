@@ -24,6 +24,19 @@ REASON_MAX = 32
 NAME_MAX = 200  # schema: subscribers.name
 # Statuses that still get mail, the common one first (Store.suppress tries them in order).
 _RECEIVING = sorted((s for s in Status if not s.suppressed), key=lambda s: s != Status.SUBSCRIBED)
+# Built once: on the one-click path, building a statement and its cache key costs more
+# than running it (SQLAlchemy memoizes the key on the statement object).
+_SUPPRESS = (S.update().where(S.c.id == sa.bindparam("sid"), S.c.status == sa.bindparam("old"),
+                              S.c.email.is_not(None))
+             .values(status=sa.bindparam("new"), updated_at=sa.bindparam("at")).returning(S.c.id))
+_HISTORY = history.insert()
+# PostgreSQL: the same UPDATE as a data-modifying CTE feeding the history INSERT, one atomic statement.
+_CHANGED = _SUPPRESS.cte("changed")
+_PG_SUPPRESS = history.insert().from_select(
+    ["subscriber_id", "at", "old_status", "new_status", "reason", "detail"],
+    sa.select(_CHANGED.c.id, sa.bindparam("at"), sa.bindparam("old"), sa.bindparam("new"),
+              sa.bindparam("reason"), sa.bindparam("detail")),
+).returning(history.c.subscriber_id)
 
 
 def target_status(old: Status, new: Status, resubscribe: bool = False) -> Status | None:
@@ -157,13 +170,16 @@ class Store(LedgerOps, FeedbackOps, RateLimitOps, StoreBase):
         if not status.suppressed:
             raise SubscriberError(f"suppress needs a suppressed status, got {status.value}")
         now = utcnow()
+        if self.dialect == "postgresql":  # UPDATE and INSERT in one statement: one round trip
+            with self._autocommit() as conn:
+                return any(conn.execute(_PG_SUPPRESS, {"sid": subscriber_id, "old": old.value, "new": status.value,
+                                                       "at": now, "reason": reason, "detail": detail}).first()
+                           for old in _RECEIVING)
         with self._write() as conn:
             for old in _RECEIVING:  # most likely first: usually the first UPDATE matches
-                changed = conn.execute(S.update().where(
-                    S.c.id == subscriber_id, S.c.status == old.value, S.c.email.is_not(None),
-                ).values(status=status.value, updated_at=now).returning(S.c.id)).first()
-                if changed is not None:
-                    conn.execute(history.insert().values(history_row(subscriber_id, old, status, reason, detail, now)))
+                params = {"sid": subscriber_id, "old": old.value, "new": status.value, "at": now}
+                if conn.execute(_SUPPRESS, params).first() is not None:
+                    conn.execute(_HISTORY, history_row(subscriber_id, old, status, reason, detail, now))
                     return True
         return False
 
