@@ -19,7 +19,8 @@ SECRET = "cold-import-secret-0123456789"
 
 # Nothing the one-click path needs: the renderer, CSS inliner, AWS SDK, SNS crypto.
 NOT_ON_THE_UNSUBSCRIBE_PATH = ("premailer", "cssutils", "markdown", "mjml", "pygments", "requests",
-                               "boto3", "botocore", "cryptography", "mailer.issue.render")
+                               "boto3", "botocore", "cryptography", "mailer.issue.render",
+                               "email_validator")
 
 UNSUBSCRIBE = r"""
 import json, sys
