@@ -24,8 +24,8 @@ REASON_MAX = 32
 NAME_MAX = 200  # schema: subscribers.name
 # Statuses that still get mail, the common one first (Store.suppress tries them in order).
 _RECEIVING = sorted((s for s in Status if not s.suppressed), key=lambda s: s != Status.SUBSCRIBED)
-# Built once: on the one-click path, building a statement and its cache key costs more
-# than running it (SQLAlchemy memoizes the key on the statement object).
+# Built once: on the one-click path, building these statements per call (and SQLAlchemy
+# deriving their cache keys) cost more than running them (profiled under bench/web.py).
 _SUPPRESS = (S.update().where(S.c.id == sa.bindparam("sid"), S.c.status == sa.bindparam("old"),
                               S.c.email.is_not(None))
              .values(status=sa.bindparam("new"), updated_at=sa.bindparam("at")).returning(S.c.id))
@@ -162,9 +162,10 @@ class Store(LedgerOps, FeedbackOps, RateLimitOps, StoreBase):
     def suppress(self, subscriber_id: int, status: Status | str, *, reason: str, detail: str | None = None) -> bool:
         """Move a subscriber that still gets mail to a suppressed status; False if it no longer did.
 
-        The one-click unsubscribe path: one transaction, and in the usual case one
-        conditional UPDATE plus the history insert. The UPDATE's WHERE is the check,
-        so two concurrent clicks log one change (the second finds nothing to update).
+        The one-click unsubscribe path. In the usual case one conditional UPDATE plus the
+        history insert: on SQLite in one transaction, on PostgreSQL as one statement (the
+        UPDATE in a CTE) committed on its own, a single round trip. The UPDATE's WHERE is
+        the check, so two concurrent clicks log one change (the second finds nothing).
         """
         status, reason = Status(status), check_reason(reason)
         if not status.suppressed:
