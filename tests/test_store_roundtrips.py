@@ -157,15 +157,14 @@ def test_a_failure_half_way_keeps_nothing_of_the_notification(store, db_settings
     assert store.get_by_id(sub.id).status is Status.BOUNCED
 
 
-# -- PostgreSQL pool: no ping per checkout, a dead connection costs one request -------------
-@pytest.mark.postgres
-def test_pg_pool_does_not_ping_and_recovers_from_a_killed_connection(store):
-    if store.dialect != "postgresql":
-        pytest.skip("PostgreSQL pool behaviour")
+# -- the pool: no ping per checkout; on PostgreSQL a dead connection costs one request -----
+def test_pool_does_not_ping_and_recovers_from_a_killed_connection(store):
     sub = store.add("reader@example.com")
     with counted(store.engine) as counts:
         store.get_by_id(sub.id)
     assert counts.statements == ["SELECT"]  # no "SELECT 1" before it
+    if store.dialect != "postgresql":
+        return  # a SQLite connection is a file handle: nothing can kill it from outside
     with store.engine.connect() as conn:
         pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
     admin = sa.create_engine(store.engine.url, isolation_level="AUTOCOMMIT")
