@@ -1,6 +1,7 @@
 # twir-mail developer entry points.
 #   make demo   check, render and send the example issue (preview list, then main) through the local outbox
 #   make test   install test dependencies and run the whole test suite
+#   make bench  quick benchmarks with PASS/BELOW lines (BENCH_FULL=1: full sizes)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -30,10 +31,13 @@ demo: install
 test: install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Each script prints its figures; `make bench BENCH=render` runs one.
+# Each script prints its figures next to its target with a PASS/BELOW line, against a
+# reference measured in the same run where there is one. Quick sizes by default (under
+# 3 minutes on 2 CPUs); `make bench BENCH_FULL=1` for the full sizes; `make bench BENCH=render` runs one.
 BENCH ?= render import send web lambda_cold_start linkcheck
+BENCH_FULL ?=
 bench: install-test
-	@for b in $(BENCH); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; done
+	@for b in $(BENCH); do echo "== bench/$$b.py"; BENCH_FULL=$(BENCH_FULL) $(BIN)/python bench/$$b.py || exit 1; done
 
 clean:
 	rm -rf build examples/build examples/outbox examples/twir-mail.db* .pytest_cache

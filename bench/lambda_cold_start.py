@@ -7,8 +7,12 @@ GetParameters round trip, not the network latency of a real region). Each trial
 is a fresh interpreter (as a new Lambda container) that imports nothing else
 before its first event: time to import the entry module (the web stack, and the
 secrets fetched), time of the first event (builds the app, opens the SQLite
-store), then the median of 200 warm GET /healthz and GET /unsubscribe/TOKEN.
-Run: .venv/bin/python bench/lambda_cold_start.py [trials]
+store), then the median of warm GET /healthz and GET /unsubscribe/TOKEN.
+The reference, interleaved trial by trial in the same run: a bare Mangum +
+Starlette handler answering the same event in a fresh interpreter.
+Target: import + first response <= 0.5 s (median).
+Run: .venv/bin/python bench/lambda_cold_start.py [--full] [trials]
+Quick mode: 5 trials of each, 50 warm requests; --full: 11 trials, 200 warm requests.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,6 +27,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import compile_bytecode, load_note, median, mode, size, verdict  # noqa: E402
 SECRET = "bench-secret-key-0123456789"
 TRIAL = r"""
 import copy, json, sys, time
@@ -38,11 +43,27 @@ assert r["statusCode"] == 200, r
 warm = {}
 for path in ("/healthz", f"/unsubscribe/{token}"):
     times = []
-    for _ in range(200):
+    for _ in range(int(sys.argv[3])):
         a = time.perf_counter(); r = entry.handler(ev(path), None); times.append(time.perf_counter() - a)
         assert r["statusCode"] == 200, r
     warm[path.split("/")[1]] = sorted(times)[len(times) // 2]
 print(json.dumps({"import": t1 - t0, "first": t3 - t2, **warm}))
+"""
+BARE = r"""
+import copy, json, sys, time
+t0 = time.perf_counter()
+from mangum import Mangum
+from starlette.applications import Starlette
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
+async def page(request):
+    return HTMLResponse("<!doctype html><html><body><h1>Unsubscribe</h1></body></html>")
+handler = Mangum(Starlette(routes=[Route("/unsubscribe/{token}", page)]), lifespan="off")
+t1 = time.perf_counter()
+e = json.load(open(sys.argv[1])); e["rawPath"] = e["requestContext"]["http"]["path"] = "/unsubscribe/" + sys.argv[2]
+t2 = time.perf_counter(); r = handler(e, None); t3 = time.perf_counter()
+assert r["statusCode"] == 200, r
+print(json.dumps({"import": t1 - t0, "first": t3 - t2}))
 """
 
 
@@ -73,17 +94,20 @@ def prepare(tmp: str, aws_env: dict[str, str]) -> tuple[str, str]:
     return url, token
 
 
-def main() -> None:
+def main() -> int:
     import logging
 
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log would bury the figures
-    trials = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    trials = int(sys.argv[1]) if len(sys.argv) > 1 else size(5, 11)
+    warm_requests = size(50, 200)
+    compile_bytecode(ROOT)
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    results = []
+    results: dict[str, list[dict]] = {"twir-mail": [], "bare": []}
+    event = str(ROOT / "tests/data/lambda/http-api-v2.json")
     try:
         with tempfile.TemporaryDirectory() as tmp:
             aws_env = {"AWS_ENDPOINT_URL_SSM": f"http://127.0.0.1:{port}", "AWS_DEFAULT_REGION": "us-east-1",
@@ -93,24 +117,30 @@ def main() -> None:
             env.update(aws_env, PYTHONPATH=str(ROOT), SSM_TWIR_MAIL_SECRET_KEY="/twir-mail/secret-key",
                        SSM_TWIR_MAIL_DATABASE_URL="/twir-mail/database-url",
                        TWIR_MAIL_WEB_BASE_URL="https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com")
-            for _ in range(trials):
-                out = subprocess.run([sys.executable, "-c", TRIAL, str(ROOT / "tests/data/lambda/http-api-v2.json"),
-                                      token], env=env, cwd=tmp, capture_output=True, text=True)
-                if out.returncode:
-                    sys.exit(f"error: trial failed: {out.stderr.strip().splitlines()[-1:]}")
-                results.append(json.loads(out.stdout))
+            runs = {"twir-mail": [TRIAL, event, token, str(warm_requests)], "bare": [BARE, event, token]}
+            for i in range(trials):
+                for name in (["twir-mail", "bare"] if i % 2 == 0 else ["bare", "twir-mail"]):
+                    out = subprocess.run([sys.executable, "-c", *runs[name]], env=env, cwd=tmp,
+                                         capture_output=True, text=True)
+                    if out.returncode:
+                        sys.exit(f"error: {name} trial failed: {out.stderr.strip().splitlines()[-1:]}")
+                    results[name].append(json.loads(out.stdout))
     finally:
         server.stop()
-    med = {k: statistics.median(r[k] for r in results) for k in results[0]}
-    print(f"trials: {trials}")
-    print(f"cold import of mailer.lambda_entry (the web stack; both secrets read from SSM, moto on loopback): "
-          f"{med['import'] * 1000:.0f} ms (median)")
-    print(f"first event, GET /unsubscribe/TOKEN (builds the app, opens the store): "
-          f"{med['first'] * 1000:.0f} ms (median)")
-    print(f"cold start total (import + first event): {(med['import'] + med['first']) * 1000:.0f} ms (median)")
-    print(f"warm GET /healthz: {med['healthz'] * 1000:.2f} ms (median of medians)")
-    print(f"warm GET /unsubscribe/TOKEN: {med['unsubscribe'] * 1000:.2f} ms (median of medians)")
+    med = {name: {k: median(r[k] for r in rs) for k in rs[0]} for name, rs in results.items()}
+    ours, bare = med["twir-mail"], med["bare"]
+    print(f"lambda cold start, {mode()}: {trials} fresh interpreters each, interleaved; {load_note()}")
+    print(f"  twir-mail: import of mailer.lambda_entry (web stack; both secrets read from SSM, moto on loopback) "
+          f"{ours['import'] * 1000:.0f} ms, first event GET /unsubscribe/TOKEN (builds the app, opens the store) "
+          f"{ours['first'] * 1000:.0f} ms (medians)")
+    print(f"  bare Mangum + Starlette: import {bare['import'] * 1000:.0f} ms, first event {bare['first'] * 1000:.0f} ms")
+    total, ref = ours["import"] + ours["first"], bare["import"] + bare["first"]
+    print(f"  warm: GET /healthz {ours['healthz'] * 1000:.2f} ms, GET /unsubscribe/TOKEN "
+          f"{ours['unsubscribe'] * 1000:.2f} ms (median of {warm_requests}, median over trials)")
+    verdict("import + first response", f"{total:.3f} s (bare handler {ref:.3f} s, {total / ref:.1f}x)",
+                 total <= 0.5, "<= 0.500 s")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

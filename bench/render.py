@@ -1,94 +1,139 @@
-"""Rendering speed and size over the corpus; prints figures, asserts nothing.
+"""Rendering speed and size over the corpus, against references in the same run.
 
-    python bench/render.py [CORPUS_DIR]
+    python bench/render.py [--full] [CORPUS_DIR]
 
-- warm: per-stage median milliseconds per issue (parse + render stages), after
-  one warm-up pass, over ROUNDS passes of the whole corpus;
-- cold: wall time of `twir-mail render ONE_ISSUE` in a fresh process (median of 5);
-- size: HTML and text size median/max over the corpus.
-Targets: warm total median < 60 ms, cold < 1.5 s, HTML max <= 90 KiB, median <= 70 KiB.
+- warm: per issue, interleaved, (a) twir-mail's parse + render (MJML layout,
+  inlined CSS, minified HTML and the text part), (b) Python-Markdown alone with
+  the site's extensions (the floor), (c) Markdown + Jinja2 + premailer, what
+  TWIR's site does today minus Pelican. Targets on the ratios of the medians:
+  a/b <= 1.3 (TWIR's own c/b), a/c reported.
+- cold: a fresh `twir-mail render ONE` and `twir-mail check ONE`, interleaved
+  with a fresh `import markdown` + convert of the same file. Target <= 2.0.
+- per-stage medians (no target) and HTML size (targets: median <= 70 KiB, max <= 90 KiB).
+Quick mode: every third issue, 2 rounds, 5 cold trials; --full: every issue, 5 rounds, 11 trials.
 """
 
 from __future__ import annotations
 
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import compile_bytecode, corpus_root, interleaved, load_note, median, mode, size, verdict  # noqa: E402
 
 from mailer.config import Settings  # noqa: E402
+from mailer.issue import content  # noqa: E402
 from mailer.issue.parse import parse_issue  # noqa: E402
 from mailer.issue.render import render_issue  # noqa: E402
 
-ROUNDS = 3
-STAGES = ("parse", "markdown", "mjml", "inject", "inline", "minify", "text")
+STAGES = ("markdown", "mjml", "inject", "inline", "minify", "text")
+SITE_EXTENSIONS = getattr(content, "SITE_EXTENSIONS", content.EXTENSIONS)  # what the website runs
+PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{{ title }}</title>
+<style>{{ css }}</style></head><body><div class="c"><h1>{{ title }}</h1>{{ body }}</div></body></html>"""
+FLOOR = ("import sys, markdown; markdown.markdown(open(sys.argv[1], encoding='utf-8').read(), "
+         "extensions={ext!r}, extension_configs={cfg!r})")
 
 
 def corpus_dir() -> Path:
     if len(sys.argv) > 1:
         return Path(sys.argv[1])
-    return Path(os.environ.get("TWIRMAIL_CORPUS", ROOT.parent / "shared" / "corpus")) / "twir"
+    return corpus_root(ROOT) / "twir"
 
 
-def warm(files: list[Path], settings: Settings):
-    per_stage: dict[str, list[float]] = {s: [] for s in STAGES}
-    totals, html_sizes, text_sizes = [], [], []
-    for f in files:  # warm-up: imports, Markdown pipeline, template, CSS parsing caches
-        render_issue(parse_issue(f), settings)
-    for _ in range(ROUNDS):
-        for f in files:
-            timings: dict[str, float] = {}
-            start = time.perf_counter()
-            issue = parse_issue(f)
-            timings["parse"] = (time.perf_counter() - start) * 1000
-            rendered = render_issue(issue, settings, timings=timings)
-            totals.append((time.perf_counter() - start) * 1000)
-            for stage in STAGES:
-                per_stage[stage].append(timings.get(stage, 0.0))
-            html_sizes.append(rendered.html_bytes)
-            text_sizes.append(rendered.text_bytes)
-    return per_stage, totals, html_sizes, text_sizes
+class References:
+    """Python-Markdown alone, and Markdown + Jinja2 + premailer (one converter, reset per call)."""
+
+    def __init__(self, settings: Settings):
+        import jinja2
+        import markdown
+
+        self.md = markdown.Markdown(extensions=SITE_EXTENSIONS, extension_configs=content.EXTENSION_CONFIGS,
+                                    output_format="html")
+        self.page = jinja2.Environment(autoescape=False).from_string(PAGE)
+        self.css = (settings.templates_dir / "content.css").read_text(encoding="utf-8")
+
+    def markdown(self, path: Path) -> str:
+        return self.md.reset().convert(path.read_text(encoding="utf-8"))
+
+    def site(self, path: Path) -> str:
+        import premailer
+
+        html = self.page.render(title=path.stem, css=self.css, body=self.markdown(path))
+        return premailer.transform(html, allow_network=False, disable_validation=True)
 
 
-def cold(issue: Path) -> list[float]:
+def warm(files: list[Path], settings: Settings, rounds: int):
+    refs = References(settings)
+    stages: dict[str, list[float]] = {s: [] for s in STAGES}
+    sizes: list[int] = []
+
+    def ours(f: Path, timings: dict | None = None):
+        rendered = render_issue(parse_issue(f), settings, timings=timings)
+        sizes.append(rendered.html_bytes)
+
+    for f in files:  # warm-up: imports, pipelines, template and CSS caches
+        ours(f), refs.site(f)
+    times: dict[str, list[float]] = {"twir-mail": [], "markdown": [], "site": []}
+    for f in files:
+        got = interleaved({"twir-mail": lambda: ours(f), "markdown": lambda: refs.markdown(f),
+                           "site": lambda: refs.site(f)}, rounds)
+        for name, values in got.items():
+            times[name] += values
+        timings: dict[str, float] = {}
+        ours(f, timings)
+        for s in STAGES:
+            stages[s].append(timings.get(s, 0.0))
+    return times, stages, sizes
+
+
+def cold(issue: Path, trials: int) -> dict[str, list[float]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TWIR_MAIL_")}
     env["PYTHONPATH"] = str(ROOT)
-    times = []
+    floor = FLOOR.format(ext=list(SITE_EXTENSIONS), cfg=content.EXTENSION_CONFIGS)
+    compile_bytecode(ROOT)
     with tempfile.TemporaryDirectory() as out:
-        for _ in range(5):
-            start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "mailer", "render", str(issue), "-o", out],
-                           check=True, env=env, cwd=out, capture_output=True)
-            times.append(time.perf_counter() - start)
-    return times
+        def run(*args):
+            return lambda: subprocess.run([sys.executable, *args], check=True, env=env, cwd=out, capture_output=True)
+
+        return interleaved({"render": run("-m", "mailer", "render", str(issue), "-o", out),
+                            "check": run("-m", "mailer", "check", str(issue)),
+                            "floor": run("-c", floor, str(issue))}, trials)
 
 
-def main() -> None:
+def main() -> int:
     files = sorted(p for p in corpus_dir().glob("*") if p.suffix in (".md", ".markdown"))
     if not files:
         sys.exit(f"no issues in {corpus_dir()}")
+    files = size(files[::3], files)
+    rounds, trials = size(2, 5), size(5, 11)
     settings = Settings(base_dir=ROOT)
-    per_stage, totals, html_sizes, text_sizes = warm(files, settings)
-    print(f"corpus: {len(files)} issues, {ROUNDS} warm rounds")
-    print("warm median ms per issue by stage:")
-    for stage in STAGES:
-        print(f"  {stage:9s} {statistics.median(per_stage[stage]):7.2f}")
-    print(f"  {'total':9s} {statistics.median(totals):7.2f}   (p90 {statistics.quantiles(totals, n=10)[-1]:.2f}, "
-          f"max {max(totals):.2f})   target < 60")
-    times = cold(files[-1])
-    print(f"cold `twir-mail render {files[-1].name}`: median {statistics.median(times):.3f} s "
-          f"(min {min(times):.3f}, max {max(times):.3f})   target < 1.5")
-    kib = 1024
-    print(f"HTML size: median {statistics.median(html_sizes) / kib:.1f} KiB, max {max(html_sizes) / kib:.1f} KiB"
-          f"   targets <= 70 / <= 90")
-    print(f"text size: median {statistics.median(text_sizes) / kib:.1f} KiB, max {max(text_sizes) / kib:.1f} KiB")
+    print(f"render bench, {mode()}: {len(files)} issues x {rounds} rounds, {trials} cold trials; {load_note()}")
+    times, stages, sizes = warm(files, settings, rounds)
+    ms = {k: median(v) * 1000 for k, v in times.items()}
+    print(f"  warm median per issue: twir-mail {ms['twir-mail']:.1f} ms, Python-Markdown alone "
+          f"{ms['markdown']:.1f} ms, Markdown+Jinja2+premailer {ms['site']:.1f} ms")
+    print("  twir-mail stages (median ms): " + ", ".join(f"{s} {median(stages[s]):.2f}" for s in STAGES))
+    ok = verdict("warm render / Python-Markdown alone", f"{ms['twir-mail'] / ms['markdown']:.2f}x",
+                 ms["twir-mail"] / ms["markdown"] <= 1.3, "<= 1.30x")
+    print(f"  (for scale: Markdown+Jinja2+premailer / Python-Markdown alone = {ms['site'] / ms['markdown']:.2f}x; "
+          f"twir-mail / Markdown+Jinja2+premailer = {ms['twir-mail'] / ms['site']:.2f}x)")
+    got = {k: median(v) for k, v in cold(files[-1], trials).items()}
+    print(f"  cold, fresh process, {files[-1].name}: render {got['render']:.3f} s, check {got['check']:.3f} s, "
+          f"import markdown + convert {got['floor']:.3f} s (medians)")
+    for cmd in ("render", "check"):
+        ok &= verdict(f"cold `twir-mail {cmd}` / markdown floor", f"{got[cmd] / got['floor']:.2f}x",
+                      got[cmd] / got["floor"] <= 2.0, "<= 2.00x")
+    kib = [s / 1024 for s in sizes]
+    ok &= verdict("HTML size", f"median {median(kib):.1f} KiB, max {max(kib):.1f} KiB",
+                  median(kib) <= 70 and max(kib) <= 90, "median <= 70, max <= 90")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

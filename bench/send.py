@@ -1,6 +1,7 @@
-"""Send throughput and pacing; prints figures, asserts nothing.
+"""Send throughput, pacing and the ledger's load on PostgreSQL; prints figures, asserts nothing.
 
-    python bench/send.py [--recipients 100000] [--moto-recipients 1000] [--rate 100] [--only a|b]
+    python bench/send.py [--full] [--recipients N] [--moto-recipients M] [--rate 100] [--pg-recipients P]
+                         [--only a|b|c]
 
 (a) per-recipient cost: the whole send pipeline (ledger claims and records in
     SQLite, token, per-recipient MIME build, worker threads) with a null-sink
@@ -10,6 +11,11 @@
     (separate process, real HTTP) at --rate for M recipients. Prints achieved /
     set rate (target >= 0.95), throttling retries and failures (target 0), and
     the most sends started in any one-second window (must be <= rate).
+(c) several senders on PostgreSQL: 4 processes share one campaign of P recipients
+    through the null transport; PostgreSQL transactions committed per 1,000
+    messages (pg_stat_database.xact_commit delta over the processes' lifetime,
+    start-up reads included). Target: <= 50 (at least 20 messages per transaction).
+Quick mode: N=10,000, M=200, P=4,000; --full: N=100,000, M=1,000, P=20,000.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import corpus_root, load_note, mode, size, verdict  # noqa: E402
 
 import sqlalchemy as sa  # noqa: E402
 
@@ -45,7 +53,9 @@ from mailer.store.schema import list_members, subscribers  # noqa: E402
 from mailer.sending.transport import NullTransport  # noqa: E402
 from mailer.sending.transport.ses import SesTransport  # noqa: E402
 
-CORPUS = Path(os.environ.get("TWIRMAIL_CORPUS", ROOT.parent / "shared" / "corpus")) / "twir"
+CORPUS = corpus_root(ROOT) / "twir"
+PG_SERVER = os.environ.get("TWIRMAIL_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_SENDERS = 4
 
 
 def issue_file() -> Path:
@@ -70,6 +80,13 @@ def fill(store, n: int) -> None:
         conn.execute(list_members.insert().from_select(
             ["list_id", "subscriber_id", "added_at"],
             sa.select(sa.literal(list_id), subscribers.c.id, sa.literal(now))))
+
+
+def bench_settings(url: str, **overrides):
+    overrides.setdefault("send", {"workers": int(os.environ.get("BENCH_WORKERS", "8"))})
+    settings = with_overrides(load_settings(env={}), database={"url": url}, **overrides)
+    return replace(settings, secret_key="bench-secret-0123456789abcdef",
+                   web=replace(settings.web, base_url="https://mail.example.org"))
 
 
 def setup(tmp: Path, n: int, **overrides):
@@ -104,6 +121,9 @@ def bench_null(n: int) -> None:
         print(f"    CPU time: {cpu:.2f} s = {n / cpu:,.0f} messages per CPU-second "
               f"(load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
         print(f"    peak RSS: {peak_rss_mb():.0f} MB (before the send: {rss_before:.0f} MB)")
+        verdict("(a) null-sink throughput", f"{n / (done - frozen):,.0f} messages/s", n / (done - frozen) >= 3000,
+                ">= 3,000/s")
+        verdict("(a) peak RSS", f"{peak_rss_mb():.0f} MB", peak_rss_mb() < 250, "< 250 MB")
         store.close()
 
 
@@ -179,23 +199,94 @@ def bench_moto(n: int, rate: float) -> None:
             print(f"    sender CPU: {cpu / n * 1000:.1f} ms per message; load average "
                   f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (moto server runs on the same machine)")
             print(f"    most sends started in any 1 s window: {worst} (limit {int(rate)})")
+            verdict("(b) achieved / set rate", f"{achieved / rate:.3f}", achieved / rate >= 0.95, ">= 0.95")
+            verdict("(b) sends in any 1 s window", str(worst), worst <= rate, f"<= {int(rate)}")
+            verdict("(b) throttling retries and failures", f"{p.retries} / {report.counts['failed']}",
+                    p.retries == 0 and report.counts["failed"] == 0, "0 / 0")
             store.close()
     finally:
         proc.terminate()
         proc.wait()
 
 
+def pg_sender(url: str, campaign_id: int) -> None:
+    """One of the (c) processes: send the shared campaign's queued rows through the null transport."""
+    settings = bench_settings(url)
+    with open_store(settings) as store:
+        rendered = render_issue(parse_issue(issue_file()), settings)
+        sink = NullTransport()
+        cmp.deliver(store, store.campaign(campaign_id), rendered, sink, settings, rate=None)
+        print(sink.count)
+
+
+def xact_commit(admin, name: str) -> int:
+    with admin.connect() as conn:
+        conn.exec_driver_sql("SELECT pg_stat_clear_snapshot()")
+        return conn.exec_driver_sql("SELECT xact_commit FROM pg_stat_database WHERE datname = %s",
+                                    (name,)).scalar()
+
+
+def bench_pg_senders(n: int) -> None:
+    import uuid
+
+    admin = sa.create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
+    name = f"twirmail_bench_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = sa.engine.make_url(PG_SERVER).set(database=name).render_as_string(hide_password=False)
+    try:
+        settings = bench_settings(url)
+        with open_store(settings, upgrade=True) as store:
+            fill(store, n)
+            rendered = render_issue(parse_issue(issue_file()), settings)
+            campaign = cmp.start(store, rendered, settings, NullTransport(), list_name="main")
+        time.sleep(1.5)  # let the set-up's statistics reach pg_stat_database first
+        before = xact_commit(admin, name)
+        started = time.perf_counter()
+        procs = [subprocess.Popen([sys.executable, __file__, "--pg-sender", url, str(campaign.id)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(PG_SENDERS)]
+        outs = [p.communicate() for p in procs]
+        elapsed = time.perf_counter() - started
+        if any(p.returncode for p in procs):
+            sys.exit("error: a sender failed: " + " | ".join(err.strip().splitlines()[-1] for _, err in outs if err))
+        time.sleep(1.5)  # exited backends flush their counters; give the collector a moment
+        commits = xact_commit(admin, name) - before
+        with open_store(settings) as store:
+            counts = store.delivery_counts(campaign.id)
+        sent = sum(int(out.strip() or 0) for out, _ in outs)
+        per_process = [int(out.strip() or 0) for out, _ in outs]
+        print(f"(c) {PG_SENDERS} processes, one PostgreSQL campaign of {n} recipients, null transport, "
+              f"{settings.send.workers} workers each")
+        print(f"    sent {sent} (per process {per_process}), ledger sent {counts['sent']}, "
+              f"queued {counts['queued']}, sending {counts['sending']}; {elapsed:.1f} s")
+        print(f"    transactions committed: {commits} = {commits / sent * 1000:.1f} per 1,000 messages")
+        verdict("(c) PostgreSQL transactions per 1,000 messages", f"{commits / sent * 1000:.1f}",
+                commits / sent * 1000 <= 50 and counts["sent"] == n == sent, "<= 50 (and every row sent once)")
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
 def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "--pg-sender":
+        pg_sender(sys.argv[2], int(sys.argv[3]))
+        return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--recipients", type=int, default=100_000)
-    ap.add_argument("--moto-recipients", type=int, default=1000)
+    ap.add_argument("--recipients", type=int, default=size(10_000, 100_000))
+    ap.add_argument("--moto-recipients", type=int, default=size(200, 1000))
     ap.add_argument("--rate", type=float, default=100.0)
-    ap.add_argument("--only", choices=("a", "b"))
+    ap.add_argument("--pg-recipients", type=int, default=size(4_000, 20_000))
+    ap.add_argument("--only", choices=("a", "b", "c"))
     args = ap.parse_args()
-    if args.only != "b":
+    print(f"send bench, {mode()}; {load_note()}")
+    if args.only in (None, "a"):
         bench_null(args.recipients)
-    if args.only != "a":
+    if args.only in (None, "b"):
         bench_moto(args.moto_recipients, args.rate)
+    if args.only in (None, "c"):
+        bench_pg_senders(args.pg_recipients)
 
 
 if __name__ == "__main__":

@@ -17,13 +17,11 @@ import threading
 import urllib.request
 from collections import OrderedDict
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 from urllib.parse import urlsplit
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mailer.config import Settings
 from mailer.errors import WebhookError
@@ -35,7 +33,7 @@ SNS_HOST = re.compile(r"sns\.[a-z]{2}(?:-[a-z]+)+-[0-9]+\.amazonaws\.com(?:\.cn)
 NOTIFICATION_FIELDS = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
 CONFIRMATION_FIELDS = ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type")
 MESSAGE_TYPES = ("Notification", "SubscriptionConfirmation", "UnsubscribeConfirmation")
-HASHES = {"1": hashes.SHA1, "2": hashes.SHA256}
+HASHES = {"1": "SHA1", "2": "SHA256"}  # SignatureVersion -> cryptography's hash class name
 MAX_BODY = 256 * 1024  # SNS messages are at most 256 KB
 
 Fetcher = Callable[[str], bytes]
@@ -126,6 +124,11 @@ class SnsVerifier:
             if url in self._cache:
                 self._cache.move_to_end(url)
                 return self._cache[url]
+        # cryptography is imported here, not at module level: the web app (and a Lambda
+        # cold start serving an unsubscribe click) only needs it for the webhook.
+        from cryptography import x509
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
         try:
             cert = x509.load_pem_x509_certificate(self.fetcher(fetch_url))
         except WebhookError:
@@ -154,8 +157,12 @@ class SnsVerifier:
             raise WebhookError("signature is not base64") from None
         payload = string_to_sign(doc)
         key = self._public_key(doc["SigningCertURL"])
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
         try:
-            key.verify(signature, payload, padding.PKCS1v15(), algorithm())
+            key.verify(signature, payload, padding.PKCS1v15(), getattr(hashes, algorithm)())
         except InvalidSignature:
             raise WebhookError("bad signature") from None
         return doc

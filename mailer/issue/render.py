@@ -14,7 +14,6 @@ Stages (timed for bench/render.py):
 from __future__ import annotations
 
 import functools
-import logging
 import re
 import time
 from contextlib import contextmanager
@@ -26,6 +25,7 @@ from lxml import html as lxml_html
 
 from mailer.config import Settings
 from mailer.issue.content import content_html, outline_headings, wrap_tables
+from mailer.issue.inline import inline_css
 from mailer.errors import RenderError
 from mailer.issue.minify import minify
 from mailer.models import UNSUBSCRIBE_PLACEHOLDER, Issue, Rendered, SponsorInfo
@@ -152,19 +152,6 @@ def layout_html(issue: Issue, settings: Settings, *, subject: str, preheader: st
     head = (f"{COLOR_SCHEME_META}<style data-premailer=\"ignore\">{_css(tdir, 'layout.css')}</style>"
             f"<style>{_css(tdir, 'content.css')}</style>")
     return out.replace("</head>", head + "</head>", 1)
-
-
-def inline_css(html: str) -> str:
-    import premailer  # imported lazily: cssutils is slow to import
-
-    try:
-        return premailer.Premailer(
-            html, strip_important=False, allow_network=False, disable_link_rewrites=True,
-            cssutils_logging_level=logging.CRITICAL, disable_validation=True,
-            remove_classes=False, exclude_pseudoclasses=True, align_floating_images=False,
-        ).transform(pretty_print=False)
-    except Exception as exc:  # premailer/cssutils raise assorted errors
-        raise RenderError(f"CSS inlining failed: {exc}") from None
 
 
 def _refuse_deep(fragment, issue: Issue) -> None:

@@ -114,6 +114,28 @@ class StoreBase:
     def _write(self):
         return self._tx(True)
 
+    @contextmanager
+    def _autocommit(self) -> Iterator[sa.Connection]:
+        """A connection whose statements each commit on their own (PostgreSQL).
+
+        For a write that is one statement: no BEGIN/COMMIT round trips around it.
+        """
+        try:
+            with self.engine.connect() as conn:
+                yield conn.execution_options(isolation_level="AUTOCOMMIT")
+        except sa.exc.DBAPIError as exc:
+            raise db_error(exc) from None
+
+    @contextmanager
+    def _using(self, conn: sa.Connection | None, write: bool = True) -> Iterator[sa.Connection]:
+        """The caller's transaction (``conn``) if given, else a new one: lets a caller
+        batch several store calls into one transaction (see ``transaction``)."""
+        if conn is not None:
+            yield conn
+            return
+        with self._tx(write) as own:
+            yield own
+
     def _read(self):
         return self._tx(False)
 
@@ -149,10 +171,10 @@ class StoreBase:
             return list(conn.execute(sa.select(lists.c.name).order_by(lists.c.id)).scalars())
 
     # -- reads -------------------------------------------------------------
-    def get(self, email: str) -> Subscriber | None:
+    def get(self, email: str, *, conn: sa.Connection | None = None) -> Subscriber | None:
         """The subscriber for an address (also a forgotten one, with email None)."""
         _, norm = normalize(email)
-        with self._read() as conn:
+        with self._using(conn, write=False) as conn:
             row = conn.execute(sa.select(S).where(
                 sa.or_(S.c.email_hash == self.email_hash(norm), S.c.email_norm == norm))).first()
         return to_subscriber(row) if row else None

@@ -18,6 +18,12 @@ from mailer.errors import StoreError
 
 BUSY_TIMEOUT_MS = 30_000
 CONNECT_TIMEOUT_S = 10  # PostgreSQL
+# PostgreSQL connections are replaced after this many seconds instead of being
+# pinged on every checkout (a pre-ping is one more round trip per transaction).
+# Under typical server/proxy idle timeouts, so a pooled connection is rarely found
+# dead; if one is, SQLAlchemy invalidates the pool and that one request fails (503).
+POOL_RECYCLE_S = 300
+POOL_SIZE = 10  # >= the web app's concurrent database calls (mailer/web/context.py DB_THREADS)
 
 
 def utcnow() -> dt.datetime:
@@ -52,7 +58,7 @@ def create_engine(url: str) -> sa.Engine:
     # libpq waits forever for a server that accepts but never answers (a hung host, a wrong
     # port forward): give up after CONNECT_TIMEOUT_S unless the URL says otherwise.
     args = {} if "connect_timeout" in parsed.query else {"connect_timeout": CONNECT_TIMEOUT_S}
-    return sa.create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=args)
+    return sa.create_engine(parsed, pool_recycle=POOL_RECYCLE_S, pool_size=POOL_SIZE, max_overflow=10, connect_args=args)
 
 
 def _sqlite_engine(url: sa.URL) -> sa.Engine:

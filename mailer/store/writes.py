@@ -25,6 +25,21 @@ from mailer.store.schema import deliveries, feedback_events, history, list_membe
 
 REASON_MAX = 32
 NAME_MAX = 200  # schema: subscribers.name
+# Statuses that still get mail, the common one first (Store.suppress tries them in order).
+_RECEIVING = sorted((s for s in Status if not s.suppressed), key=lambda s: s != Status.SUBSCRIBED)
+# Built once: on the one-click path, building these statements per call (and SQLAlchemy
+# deriving their cache keys) cost more than running them (profiled under bench/web.py).
+_SUPPRESS = (S.update().where(S.c.id == sa.bindparam("sid"), S.c.status == sa.bindparam("old"),
+                              S.c.email.is_not(None))
+             .values(status=sa.bindparam("new"), updated_at=sa.bindparam("at")).returning(S.c.id))
+_HISTORY = history.insert()
+# PostgreSQL: the same UPDATE as a data-modifying CTE feeding the history INSERT, one atomic statement.
+_CHANGED = _SUPPRESS.cte("changed")
+_PG_SUPPRESS = history.insert().from_select(
+    ["subscriber_id", "at", "old_status", "new_status", "reason", "detail"],
+    sa.select(_CHANGED.c.id, sa.bindparam("at"), sa.bindparam("old"), sa.bindparam("new"),
+              sa.bindparam("reason"), sa.bindparam("detail")),
+).returning(history.c.subscriber_id)
 
 
 def target_status(old: Status, new: Status, resubscribe: bool = False) -> Status | None:
@@ -154,10 +169,10 @@ class Store(LedgerOps, FeedbackOps, RateLimitOps, ReportOps, StoreBase):
         return row.id
 
     def set_status(self, subscriber_id: int, status: Status | str, *, reason: str, detail: str | None = None,
-                   allow_resubscribe: bool = False) -> bool:
+                   allow_resubscribe: bool = False, conn: sa.Connection | None = None) -> bool:
         """Change one subscriber's status (row-locked); False if it already had it."""
         status, reason = Status(status), check_reason(reason)
-        with self._write() as conn:
+        with self._using(conn) as conn:
             row = conn.execute(sa.select(S.c.status, S.c.email, S.c.forgotten_at)
                                .where(S.c.id == subscriber_id).with_for_update()).first()
             if row is None:
@@ -176,6 +191,31 @@ class Store(LedgerOps, FeedbackOps, RateLimitOps, ReportOps, StoreBase):
             conn.execute(S.update().where(S.c.id == subscriber_id).values(status=status.value, updated_at=now))
             conn.execute(history.insert().values(history_row(subscriber_id, old, status, reason, detail, now)))
             return True
+
+    def suppress(self, subscriber_id: int, status: Status | str, *, reason: str, detail: str | None = None) -> bool:
+        """Move a subscriber that still gets mail to a suppressed status; False if it no longer did.
+
+        The one-click unsubscribe path. In the usual case one conditional UPDATE plus the
+        history insert: on SQLite in one transaction, on PostgreSQL as one statement (the
+        UPDATE in a CTE) committed on its own, a single round trip. The UPDATE's WHERE is
+        the check, so two concurrent clicks log one change (the second finds nothing).
+        """
+        status, reason = Status(status), check_reason(reason)
+        if not status.suppressed:
+            raise SubscriberError(f"suppress needs a suppressed status, got {status.value}")
+        now = utcnow()
+        if self.dialect == "postgresql":  # UPDATE and INSERT in one statement: one round trip
+            with self._autocommit() as conn:
+                return any(conn.execute(_PG_SUPPRESS, {"sid": subscriber_id, "old": old.value, "new": status.value,
+                                                       "at": now, "reason": reason, "detail": detail}).first()
+                           for old in _RECEIVING)
+        with self._write() as conn:
+            for old in _RECEIVING:  # most likely first: usually the first UPDATE matches
+                params = {"sid": subscriber_id, "old": old.value, "new": status.value, "at": now}
+                if conn.execute(_SUPPRESS, params).first() is not None:
+                    conn.execute(_HISTORY, history_row(subscriber_id, old, status, reason, detail, now))
+                    return True
+        return False
 
     def forget(self, email: str) -> bool:
         """Erase an address's personal data; a keyed hash keeps it suppressed. False if unknown."""

@@ -22,7 +22,10 @@ from mailer.web.pages import Pages
 
 log = logging.getLogger("twir_mail.web")
 CONFIRM_MAX_AGE = 7 * 24 * 3600  # confirmation links expire after a week
-DB_THREADS = {"sqlite": 2, "postgresql": 6}  # concurrent database calls per process (see run_db)
+# Concurrent database calls per process (see run_db). PostgreSQL: at most the engine's
+# pool_size (mailer/store/engine.py), so no call waits for, or churns, an overflow connection;
+# commits wait on the WAL flush, and more of them in flight share one flush.
+DB_THREADS = {"sqlite": 2, "postgresql": 10}
 
 
 async def read_body(request, limit: int) -> bytes | None:

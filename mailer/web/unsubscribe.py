@@ -28,9 +28,9 @@ def _state(svc: Services, subscriber_id: int) -> bool:
 
 def do_unsubscribe(svc: Services, subscriber_id: int, list_id: int) -> str:
     """Unsubscribe (if still receiving mail); returns the list title for the page."""
-    # Already suppressed (bounced, complained, unsubscribed) or forgotten: nothing to do.
-    if not _state(svc, subscriber_id):
-        svc.store.set_status(subscriber_id, Status.UNSUBSCRIBED, reason=REASON, detail=f"list {list_id}")
+    # One transaction: already suppressed (bounced, complained, unsubscribed) or forgotten
+    # subscribers match no row and keep their status.
+    svc.store.suppress(subscriber_id, Status.UNSUBSCRIBED, reason=REASON, detail=f"list {list_id}")
     return svc.list_title(list_id)
 
 

@@ -1,9 +1,15 @@
 """The send loop: worker threads keep the transport busy at the paced rate.
 
 The calling thread is the only one touching the database: it records
-outcomes and claims new rows in one transaction per step, never holding
-more rows in ``sending`` than there are workers (so a crash leaves at most
-``workers`` unknown rows). Workers build each message from the shared
+outcomes and claims new rows in one transaction per step. Steps are batched
+so several senders sharing a campaign do not load the database for nothing
+(``batch_size``): rows are claimed a batch ahead of the workers, each still
+claimed before its transport call, and handed over at most ``workers`` at a
+time (a pause or the failure limit stops as soon as before; claimed rows never
+handed over go straight back to the queue). Outcomes are recorded once a batch
+has finished, ``FLUSH_S`` after the oldest, or with the next claim, each still
+after its call. A crash (kill -9) leaves at most ``workers + batch`` rows
+``sending`` ("unknown"). Workers build each message from the shared
 ``MessageTemplate`` (only the token and headers differ per recipient), wait
 for the pacer and call the transport, retrying throttling/5xx/connection
 errors with exponential backoff and jitter.
@@ -12,6 +18,7 @@ errors with exponential backoff and jitter.
 from __future__ import annotations
 
 import queue
+from collections import deque
 import random
 import signal
 import threading
@@ -30,6 +37,20 @@ from mailer.store import Store
 from mailer.tokens import Signer
 
 BACKOFF_BASE, BACKOFF_CAP = 0.2, 30.0
+FLUSH_S = 1.0  # longest an outcome waits to be recorded
+AHEAD_S, BATCH_MAX = 0.5, 64  # claim about half a second of sending ahead, at most 64 rows
+
+
+def batch_size(workers: int, rate: float | None) -> int:
+    """Rows claimed ahead of the workers and outcomes recorded per transaction.
+
+    Tied to the rate so the windows it opens stay short in time: a recipient who
+    unsubscribes is skipped unless already claimed (about AHEAD_S before the send),
+    and a crash leaves at most ``workers + batch`` rows ``sending``.
+    """
+    if not rate:
+        return BATCH_MAX
+    return max(workers, min(BATCH_MAX, round(rate * AHEAD_S)))
 
 
 @dataclass
@@ -113,6 +134,7 @@ class Sender:
         self.store, self.campaign, self.template, self.transport = store, campaign, template, transport
         self.settings = settings
         self.workers = workers or settings.send.workers
+        self.batch = batch_size(self.workers, rate)
         self.limiter = RateLimiter(rate)
         self.signer = Signer(settings.secret_key)
         self.on_progress = on_progress or (lambda p: None)
@@ -196,16 +218,21 @@ class Sender:
         return signal.signal(signal.SIGINT, handler)
 
     def _loop(self, progress: Progress) -> None:
-        in_flight, exhausted, pending = 0, False, []
-        consecutive = 0
+        # handed: given to the workers, not back yet (at most `workers`, so a pause or the
+        # failure limit stops as soon as before); backlog: claimed, not handed over yet.
+        handed, backlog, exhausted, pending = 0, deque(), False, []
+        consecutive, oldest = 0, 0.0
         while True:
-            block = in_flight > 0 and (in_flight >= self.workers or exhausted or self.stop.reason)
-            for result in self._drain(block):
+            block = handed > 0 and (handed >= self.workers or exhausted or self.stop.reason)
+            drained = self._drain(block)
+            for result in drained:
                 if isinstance(result, Retrying):
                     progress.retries += 1
                     continue
                 outcome = result.outcome
-                in_flight -= 1
+                handed -= 1
+                if not pending:
+                    oldest = time.monotonic()
                 pending.append(outcome)
                 if result.pause:
                     self.stop.set(result.pause)
@@ -220,18 +247,28 @@ class Sender:
                         self.stop.set(f"{consecutive} failures in a row (last: {outcome.error})")
                         self.limiter.stop()
             self._watch_rates()
-            want = 0 if (exhausted or self.stop.reason) else self.workers - in_flight
-            if pending or want > 0:
+            if self.stop.reason and backlog:  # claimed but never handed over: back to the queue
+                pending += [Outcome(c.delivery_id, DS.QUEUED) for c in backlog]
+                backlog.clear()
+            # Claim a batch ahead when the backlog runs low; record a batch (or an old one) at once.
+            claim = not (exhausted or self.stop.reason) and len(backlog) < self.workers
+            want = self.workers + self.batch - handed - len(backlog) if claim else 0
+            ending = handed == 0 and not backlog and (exhausted or self.stop.reason)
+            flush = bool(pending) and (len(pending) >= self.batch or ending or bool(self.stop.reason)
+                                       or time.monotonic() - oldest >= FLUSH_S)
+            if want > 0 or flush:
                 claims, skipped = self.store.ledger_step(self.campaign, pending, want)
                 pending = []
                 progress.skipped += skipped
                 if want > 0 and len(claims) + skipped < want:
                     exhausted = True
-                for claim in claims:
-                    self.work.put(claim)
-                in_flight += len(claims)
+                backlog.extend(claims)
+            while backlog and handed < self.workers:
+                self.work.put(backlog.popleft())
+                handed += 1
+            if drained or want > 0 or flush:
                 self.on_progress(progress)
-            if in_flight == 0 and (exhausted or self.stop.reason):
+            if handed == 0 and not backlog and not pending and (exhausted or self.stop.reason):
                 return
 
     def _watch_rates(self) -> None:

@@ -1,0 +1,79 @@
+"""CSS inlining with premailer, minus the work it repeats on every call.
+
+Every email carries the same ``content.css``, but premailer re-derives the
+inlinable rules (and re-serialises every property through cssutils) on each
+``transform``. ``_CachedPremailer`` keeps those rules per stylesheet text.
+
+premailer imports ``requests`` at import time (~70 ms) for fetching external
+stylesheets; network access is off here, so premailer is imported with a
+placeholder that loads ``requests`` only if something actually uses it.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import logging
+import sys
+import types
+
+from mailer.errors import RenderError
+
+OPTIONS = dict(
+    strip_important=False, allow_network=False, disable_link_rewrites=True,
+    cssutils_logging_level=logging.CRITICAL, disable_validation=True,
+    remove_classes=False, exclude_pseudoclasses=True, align_floating_images=False,
+)
+
+
+class _Deferred(types.ModuleType):
+    """Stands in for a module at someone else's import; the real one loads on first use."""
+
+    def __getattr__(self, name):
+        if name.startswith("__") or sys.modules.get(self.__name__) is self:
+            raise AttributeError(name)  # the import system probing, or used before the swap
+        return getattr(importlib.import_module(self.__name__), name)
+
+
+def _import_without(module: str, deferred: str):
+    """Import ``module`` while ``deferred`` is a placeholder that loads it only when used."""
+    if deferred in sys.modules:
+        return importlib.import_module(module)
+    stub = sys.modules[deferred] = _Deferred(deferred)
+    try:
+        return importlib.import_module(module)
+    finally:
+        if sys.modules.get(deferred) is stub:
+            del sys.modules[deferred]  # later imports of it get the real module
+
+
+# (css text, ruleset index) -> (rules, leftover), as premailer returns them.
+_RULES: dict[tuple[str, int], tuple[list, list]] = {}
+_RULES_MAX = 16  # a handful of stylesheets per process; a cap keeps edits in `preview` from piling up
+
+
+@functools.cache
+def _premailer_class():
+    premailer = _import_without("premailer", "requests")
+
+    class _CachedPremailer(premailer.Premailer):
+        # The rules depend only on the CSS text, its index and OPTIONS, which
+        # every instance shares; callers get fresh lists (premailer extends them).
+        def _parse_style_rules(self, css_body, ruleset_index):
+            key = (css_body, ruleset_index)
+            hit = _RULES.get(key)
+            if hit is None:
+                if len(_RULES) >= _RULES_MAX:
+                    _RULES.clear()
+                hit = _RULES[key] = super()._parse_style_rules(css_body, ruleset_index)
+            return list(hit[0]), list(hit[1])
+
+    return _CachedPremailer
+
+
+def inline_css(html: str) -> str:
+    """Inline the page's non-ignored <style> rules into style attributes."""
+    try:
+        return _premailer_class()(html, **OPTIONS).transform(pretty_print=False)
+    except Exception as exc:  # premailer/cssutils raise assorted errors
+        raise RenderError(f"CSS inlining failed: {exc}") from None

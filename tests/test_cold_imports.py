@@ -1,0 +1,95 @@
+"""What a fresh process imports: the unsubscribe path stays light, render skips `requests`.
+
+Behaviour, not timing: each case runs in a fresh interpreter and inspects sys.modules.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LAMBDA_EVENT = ROOT / "tests" / "data" / "lambda" / "http-api-v2.json"
+SECRET = "cold-import-secret-0123456789"
+
+# Nothing the one-click path needs: the renderer, CSS inliner, AWS SDK, SNS crypto.
+NOT_ON_THE_UNSUBSCRIBE_PATH = ("premailer", "cssutils", "markdown", "mjml", "pygments", "requests",
+                               "boto3", "botocore", "cryptography", "mailer.issue.render",
+                               "email_validator")
+
+UNSUBSCRIBE = r"""
+import json, sys
+import mailer.lambda_entry as entry
+event = json.load(open(sys.argv[1]))
+event["rawPath"] = event["requestContext"]["http"]["path"] = "/unsubscribe/" + sys.argv[2]
+event["requestContext"]["http"]["method"] = "POST"
+event["body"], event["isBase64Encoded"] = "List-Unsubscribe=One-Click", False
+event["headers"]["content-type"] = "application/x-www-form-urlencoded"
+answer = entry.handler(event, None)
+print(json.dumps({"status": answer["statusCode"], "modules": sorted(sys.modules)}))
+"""
+
+
+def fresh_python(code: str, *args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TWIR_MAIL_", "SSM_"))}
+    return subprocess.run([sys.executable, "-c", code, *args], env={**clean, **env, "PYTHONPATH": str(ROOT)},
+                          cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_one_click_in_a_fresh_lambda_imports_no_renderer_or_aws_sdk(tmp_path):
+    from mailer.config import load_settings
+    from mailer.models import Status
+    from mailer.store import open_store
+    from mailer.tokens import Signer
+
+    env = {"TWIR_MAIL_SECRET_KEY": SECRET, "TWIR_MAIL_DATABASE_URL": f"sqlite:///{tmp_path / 'cold.db'}"}
+    with open_store(load_settings(env=env), upgrade=True) as store:  # prepared here, not in the cold process
+        sub = store.add("reader@example.com")
+        token = Signer(SECRET).unsubscribe_token(sub.id, store.list_id("main"))
+    out = fresh_python(UNSUBSCRIBE, str(LAMBDA_EVENT), token, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["status"] == 200
+    loaded = set(result["modules"])
+    assert not [m for m in NOT_ON_THE_UNSUBSCRIBE_PATH if m in loaded]
+    with open_store(load_settings(env=env)) as store:
+        assert store.get_by_id(sub.id).status is Status.UNSUBSCRIBED
+
+
+RENDER = r"""
+import json, sys
+from pathlib import Path
+from mailer.config import Settings
+from mailer.issue.parse import parse_issue
+from mailer.issue.render import render_issue
+rendered = render_issue(parse_issue(Path(sys.argv[1])), Settings(base_dir=Path.cwd()))
+before = "requests" in sys.modules
+import premailer.premailer as pp
+get = pp.requests.get  # premailer's handle still reaches the real module when used
+import requests
+print(json.dumps({"styled": 'style="' in rendered.html, "requests_before": before,
+                  "same": get is requests.get}))
+"""
+
+
+def test_render_does_not_import_requests_but_premailer_could_still_use_it(tmp_path, issue_file):
+    path = issue_file("A [link](https://example.org/) and `code`.\n\n## News\n\n* item\n")
+    out = fresh_python(RENDER, str(path), env={}, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result == {"styled": True, "requests_before": False, "same": True}
+
+
+@pytest.mark.parametrize("already", [False, True])
+def test_placeholder_leaves_an_already_imported_module_alone(already):
+    code = ("import sys\n" + ("import requests\n" if already else "") +
+            "from mailer.issue.inline import _premailer_class\n_premailer_class()\n"
+            "import premailer.premailer as pp\nprint(type(pp.requests).__name__, 'requests' in sys.modules)")
+    out = fresh_python(code, env={}, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == (["module", "True"] if already else ["_Deferred", "False"])
