@@ -1,7 +1,6 @@
 """The render speed-ups change no output: each fast path against what it replaced.
 
 - textpart.wrap against textwrap.wrap (same arguments the text part used);
-- minify's regex break-point scan against the character scan it replaced;
 - the premailer rule cache against a plain premailer, and keyed by the CSS text;
 - the Markdown pipeline built from extension instances against the named extensions.
 """
