@@ -20,11 +20,14 @@ def serve(ctx, host: str | None, port: int | None, workers: int, forwarded_allow
 
     from mailer.store import open_store
     from mailer.web import create_app
+    from mailer.web.startup import check_can_serve
 
     settings = ctx.settings
+    host = host or settings.web.host
+    check_can_serve(settings, bind_host=host)
+    _log_to_stderr()
     # Fail now, with one line, if the database is unreachable or not upgraded.
     open_store(settings).close()
-    host = host or settings.web.host
     port = settings.web.port if port is None else port
     click.echo(f"serving on http://{host}:{port} (public URL {settings.web.base_url})", err=True)
     # Without a trusted proxy, X-Forwarded-For is ignored: anyone could forge it.
@@ -39,6 +42,17 @@ def serve(ctx, host: str | None, port: int | None, workers: int, forwarded_allow
                     log_level="warning", **proxy)
     else:
         uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", **proxy)
+
+
+def _log_to_stderr() -> None:
+    """The app's own log lines (one per request, warnings) on stderr, as `serve` is run under systemd."""
+    import logging
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("twir_mail")
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
 
 
 def register(cli: click.Group) -> None:

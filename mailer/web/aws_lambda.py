@@ -7,7 +7,12 @@ first event, and reused by later invocations.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+from mailer.errors import TwirMailError
+
+log = logging.getLogger("twir_mail.web")
 
 _handler = None
 
@@ -22,13 +27,23 @@ def _build():
 def handler(event: dict, context: Any) -> dict:
     global _handler
     if _handler is None:
-        _handler = _build()
+        try:
+            _handler = _build()
+        except TwirMailError as exc:
+            # One line in the function's log, not a traceback; every event fails until it is fixed.
+            log.critical("error: %s", exc)
+            raise SystemExit(f"error: {exc}") from None
     return _handler(event, context)
 
 
 def asgi_app():
-    """App factory from the environment (``serve --workers N`` starts one per process)."""
+    """App factory from the environment (``serve --workers N`` starts one per process).
+
+    Raises ConfigError rather than serve with the development secret on a public URL."""
     from mailer.config import load_settings
     from mailer.web import create_app
+    from mailer.web.startup import check_can_serve
 
-    return create_app(load_settings())
+    settings = load_settings()
+    check_can_serve(settings)
+    return create_app(settings)
