@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 
 from mailer.errors import TokenError
+from mailer.keys import derive
 
 VERSION = 1
 TAG_BYTES = 16
@@ -50,19 +51,26 @@ def _unb64(text: str) -> bytes:
 
 
 class Signer:
-    """Makes and checks tokens; build one per process (key derivation is done once)."""
+    """Makes and checks tokens; build one per process (key derivation is done once).
 
-    def __init__(self, secret: str):
+    Signs with ``secret``; verifies with it and each of ``old`` (rotation: links already
+    mailed keep working). The per-purpose derivation is the one every issued token uses.
+    """
+
+    def __init__(self, secret: str, old: tuple[str, ...] | list[str] = ()):
         if not secret:
             raise TokenError("no secret key configured (TWIR_MAIL_SECRET_KEY)")
-        root = secret.encode("utf-8")
-        self._keys = {
-            purpose: hmac.new(root, f"twir-mail/token/{purpose}".encode(), hashlib.sha256).digest()
-            for purpose in (UNSUBSCRIBE, CONFIRM)
-        }
+        roots = list(dict.fromkeys([secret, *(o for o in old if o)]))
+        self._keys = [{purpose: derive(root, f"twir-mail/token/{purpose}") for purpose in (UNSUBSCRIBE, CONFIRM)}
+                      for root in roots]
 
-    def _tag(self, purpose: int, payload: bytes) -> bytes:
-        return hmac.new(self._keys[purpose], payload, hashlib.sha256).digest()[:TAG_BYTES]
+    @classmethod
+    def from_settings(cls, settings) -> "Signer":
+        return cls(settings.secret_key, settings.old_secret_keys)
+
+    def _tag(self, purpose: int, payload: bytes, keys: dict | None = None) -> bytes:
+        key = (keys or self._keys[0])[purpose]
+        return hmac.new(key, payload, hashlib.sha256).digest()[:TAG_BYTES]
 
     def make(self, purpose: int, subscriber_id: int, list_id: int = 0, issued_at: int | None = None) -> str:
         issued = int(time.time()) if issued_at is None else issued_at
@@ -87,7 +95,7 @@ class Signer:
         if len(payload) != _LAYOUT.size or len(given) != TAG_BYTES:
             raise TokenError("invalid token")
         # Check the tag before looking at any field: a forged token learns nothing.
-        if not hmac.compare_digest(self._tag(purpose, payload), given):
+        if not any([hmac.compare_digest(self._tag(purpose, payload, keys), given) for keys in self._keys]):
             raise TokenError("invalid token")
         version, kind, subscriber_id, list_id, issued = _LAYOUT.unpack(payload)
         if version != VERSION or kind != purpose:

@@ -1,4 +1,4 @@
-"""CLI commands: `subscribers add|remove|forget|show|count|list|export|import`."""
+"""CLI commands: `subscribers add|remove|forget|rehash|show|count|list|export|import`."""
 
 from __future__ import annotations
 
@@ -105,6 +105,10 @@ def remove(ctx, emails, reason) -> None:
 def forget(ctx, email) -> None:
     """Erase an address's personal data; a keyed hash keeps it suppressed."""
     email = _validated([email])[0]
+    if not ctx.settings.has_real_secret and not ctx.settings.address_key:
+        click.echo("warning: hashing with the development secret: anyone with the source can test whether an "
+                   "address was forgotten; set TWIR_MAIL_SECRET_KEY (or TWIR_MAIL_ADDRESS_KEY) first "
+                   "(docs/keys.md)", err=True)
     with _open(ctx) as store:
         if store.forget(email):
             click.echo(f"forgot {email}: personal data erased, address stays suppressed")
@@ -112,6 +116,16 @@ def forget(ctx, email) -> None:
         if store.get(email) is None:
             raise SubscriberError(f"not a subscriber: {email}", address=email)
         click.echo(f"{email}: already forgotten")
+
+
+@subscribers.command()
+@pass_ctx
+def rehash(ctx) -> None:
+    """Re-key address hashes to the current address key (after setting TWIR_MAIL_ADDRESS_KEY)."""
+    with _open(ctx) as store:
+        changed, forgotten = store.rehash()
+    click.echo(f"re-keyed {changed} address hashes; {forgotten} forgotten addresses keep theirs "
+               "(keep their key in TWIR_MAIL_OLD_SECRET_KEYS or TWIR_MAIL_ADDRESS_KEY)")
 
 
 @subscribers.command()

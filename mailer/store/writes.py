@@ -55,7 +55,9 @@ class Store(LedgerOps, FeedbackOps, RateLimitOps, StoreBase):
     (FeedbackOps) and rate-limit counters (RateLimitOps) in their own modules."""
 
     def _find(self, conn: sa.Connection, norm: str, digest: str):
-        query = sa.select(S).where(sa.or_(S.c.email_hash == digest, S.c.email_norm == norm))
+        """The row of an address: by its address, or by its hash under the current or an older key."""
+        digests = [digest, *(d for d in self.email_hashes(norm) if d != digest)]
+        query = sa.select(S).where(sa.or_(S.c.email_hash.in_(digests), S.c.email_norm == norm))
         return conn.execute(query.with_for_update()).first()
 
     def _join(self, conn: sa.Connection, list_id: int, subscriber_id: int, at) -> None:
@@ -143,6 +145,31 @@ class Store(LedgerOps, FeedbackOps, RateLimitOps, StoreBase):
             conn.execute(S.update().where(S.c.id == subscriber_id).values(status=status.value, updated_at=now))
             conn.execute(history.insert().values(history_row(subscriber_id, old, status, reason, detail, now)))
             return True
+
+    def rehash(self, page: int = 2000) -> tuple[int, int]:
+        """Re-key every known address's hash to the current address key, a page per transaction.
+
+        Returns (rows re-keyed, forgotten rows): a forgotten address is not stored, so its
+        hash stays under the key it was written with (matched while that key is configured).
+        """
+        changed, last = 0, 0
+        while True:
+            with self._write() as conn:
+                rows = conn.execute(sa.select(S.c.id, S.c.email_norm, S.c.email_hash).where(
+                    S.c.id > last, S.c.email_norm.is_not(None)).order_by(S.c.id).limit(page)).all()
+                updates = [{"b_id": r.id, "b_hash": h} for r in rows
+                           if (h := self.email_hash(r.email_norm)) != r.email_hash]
+                if updates:
+                    conn.execute(S.update().where(S.c.id == sa.bindparam("b_id"))
+                                 .values(email_hash=sa.bindparam("b_hash")), updates)
+            changed += len(updates)
+            if len(rows) < page:
+                break
+            last = rows[-1].id
+        with self._read() as conn:
+            forgotten = conn.execute(sa.select(sa.func.count()).select_from(S)
+                                     .where(S.c.forgotten_at.is_not(None))).scalar_one()
+        return changed, forgotten
 
     def forget(self, email: str) -> bool:
         """Erase an address's personal data; a keyed hash keeps it suppressed. False if unknown."""

@@ -49,7 +49,7 @@ class Services:
     def __init__(self, settings: Settings, *, store: Any = None, transport: Any = None,
                  sns_fetcher: Callable[[str], bytes] | None = None):
         self.settings = settings
-        self.signer = Signer(settings.secret_key)
+        self.signer = Signer.from_settings(settings)
         self.pages = Pages(settings)
         self.verifier = SnsVerifier(settings, fetcher=sns_fetcher)
         self.fetch = self.verifier.fetcher  # also GETs SubscribeURLs (host-checked first)

@@ -100,7 +100,7 @@ def dry_run(store: Store, rendered: Rendered, settings: Settings, list_name: str
     """Build every message of a send (list members and/or test addresses) without recording or
     handing anything over. Returns (messages, total bytes, seconds)."""
     template = template_for(rendered, settings, test)
-    signer = Signer(settings.secret_key)
+    signer = Signer.from_settings(settings)
     list_id = store.list_id(list_name) if list_name else 0
     started, n, size = time.monotonic(), 0, 0
     members = store.iter_subscribers(list_name, Status.SUBSCRIBED) if list_name else ()
