@@ -58,3 +58,15 @@ def full_normalize(display: str) -> tuple[str, str]:
     except EmailNotValidError as exc:
         raise SubscriberError(f"invalid address {display!r}: {exc}", address=display) from None
     return display, f"{result.local_part.lower()}@{result.ascii_domain.lower()}"
+
+
+def spellings(norm: str, typed: str | None = None) -> list[str]:
+    """Lower-cased ways an address may be written in free text: as typed, normalized (ASCII
+    domain) and with the domain in Unicode (``bücher.de`` / ``xn--bcher-kva.de``)."""
+    local, _, domain = norm.rpartition("@")
+    out = {norm, (typed or norm).strip().lower()}
+    try:
+        out.add(f"{local}@{domain.encode('ascii').decode('idna')}")
+    except UnicodeError:
+        pass
+    return sorted(out)

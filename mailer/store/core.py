@@ -121,6 +121,17 @@ class StoreBase:
         """INSERT supporting ON CONFLICT on both dialects."""
         return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
 
+    def scrub_files(self) -> bool:
+        """SQLite: after erasing, move the WAL into the database and truncate it, so a removed
+        address is not left in the WAL file (deleted content itself is zeroed: secure_delete,
+        set in engine.py). Works while `serve` holds idle connections; False if a reader was
+        mid-transaction (the WAL is then cleared by the next checkpoint). PostgreSQL: True."""
+        if self.dialect != "sqlite":
+            return True
+        with self.engine.connect() as conn:
+            busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").first()[0]
+        return not busy
+
     def refresh_statistics(self) -> None:
         """PostgreSQL: ANALYZE the subscriber tables. A bulk import calls it as they grow: with
         autovacuum off (or in a fresh database's first minute) the planner would keep plans made

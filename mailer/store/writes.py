@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from mailer.errors import StoreConflict, SubscriberError
 from mailer.models import Status, Subscriber
-from mailer.store.addresses import normalize
+from mailer.store.addresses import normalize, spellings
 from mailer.store.core import StoreBase, to_subscriber
 from mailer.store.engine import utcnow
 from mailer.store.feedback import FeedbackOps
@@ -36,6 +36,13 @@ def target_status(old: Status, new: Status, resubscribe: bool = False) -> Status
     if old == Status.SUBSCRIBED:
         return None  # never demote a confirmed subscriber to pending
     return new
+
+
+def _same_address(email: str, norm: str) -> bool:
+    try:
+        return normalize(email)[1] == norm
+    except SubscriberError:
+        return False
 
 
 def check_reason(reason: str) -> str:
@@ -190,9 +197,22 @@ class Store(LedgerOps, FeedbackOps, RateLimitOps, StoreBase):
             conn.execute(feedback_events.update().where(feedback_events.c.subscriber_id == sid).values(detail=None))
             # A delivery's error is the server's text, which often quotes the address (550 <x@y>: ...).
             conn.execute(deliveries.update().where(deliveries.c.subscriber_id == sid).values(email=None, error=None))
-            # Test sends (`send --to ADDR`) record the address without a subscriber id.
-            conn.execute(deliveries.update().where(
-                deliveries.c.subscriber_id.is_(None),
-                sa.func.lower(deliveries.c.email).in_({norm, row.email.lower()})).values(email=None, error=None))
+            self._erase_unlinked(conn, norm, row.email)
             conn.execute(list_members.delete().where(list_members.c.subscriber_id == sid))
-            return True
+        self.scrub_files()
+        return True
+
+    def _erase_unlinked(self, conn: sa.Connection, norm: str, typed: str) -> None:
+        """Rows that quote the address without a subscriber id: test sends (`send --to ADDR`,
+        typed in any spelling, so matched on the normalized address) and SES feedback for
+        addresses that were never (or no longer) subscribers (their detail text)."""
+        tests = conn.execute(sa.select(deliveries.c.id, deliveries.c.email).where(
+            deliveries.c.subscriber_id.is_(None), deliveries.c.email.is_not(None))).all()
+        ids = [r.id for r in tests if _same_address(r.email, norm)]
+        for chunk in range(0, len(ids), 500):
+            conn.execute(deliveries.update().where(deliveries.c.id.in_(ids[chunk:chunk + 500]))
+                         .values(email=None, error=None))
+        quoted = sa.or_(*(sa.func.lower(feedback_events.c.detail).contains(spelling, autoescape=True)
+                          for spelling in spellings(norm, typed)))
+        conn.execute(feedback_events.update().where(feedback_events.c.subscriber_id.is_(None), quoted)
+                     .values(detail=None))
