@@ -18,7 +18,6 @@ MAILCHIMP = Path(__file__).parent / "data" / "mailchimp"
 EXPECTED = {
     "ferris@rustacean.net": Status.BOUNCED,  # subscribed, then cleaned: leaving wins
     "jane.doe@example.com": Status.SUBSCRIBED,
-    "zoë@example.org": Status.SUBSCRIBED,
     "o'brien@example.ie": Status.SUBSCRIBED,
     "dev+twir@example.com": Status.SUBSCRIBED,
     "mixed.case@sub.example.com": Status.SUBSCRIBED,
@@ -55,15 +54,17 @@ def test_mailchimp_zip_round_trips_statuses(store, tmp_path):
     bad: list[str] = []
     report = import_file(store, mailchimp_zip(tmp_path), on_bad=bad.append)
     assert statuses(store) == EXPECTED
-    assert report.rows == 17 and report.bad == 2 and report.added == 14 and report.changed == 1
+    assert report.rows == 17 and report.bad == 3 and report.added == 13 and report.changed == 1
     where = f"{tmp_path}/members_export_3f9a1c2b7d.zip/subscribed_members_export_3f9a1c2b7d.csv"
-    assert [m.split(": ", 2)[:2] for m in bad] == [[f"{where}:8", "invalid address 'not-an-address'"],
+    # zoë@: SES cannot deliver to a non-ASCII local part (issue 11), so it is a bad row, not a subscriber.
+    assert [m.split(": ", 2)[:2] for m in bad] == [[f"{where}:4", "zoë@example.org"],
+                                                   [f"{where}:8", "invalid address 'not-an-address'"],
                                                    [f"{where}:12", "invalid address 'double@@example.com'"]]
     assert all("\n" not in m for m in bad)
-    assert store.count() == {"pending": 0, "subscribed": 8, "unsubscribed": 3, "bounced": 3, "complained": 0}
+    assert store.count() == {"pending": 0, "subscribed": 7, "unsubscribed": 3, "bounced": 3, "complained": 0}
     sub = store.get("mixed.case@sub.example.com")
     assert (sub.email, sub.name, sub.source) == ("MiXeD.Case@Sub.Example.COM", "Mixed, Jr. Case", "mailchimp")
-    assert store.get("zoë@example.org").name == "Zoë Łukasiewicz"
+    assert store.get("zoë@example.org") is None
     moved = store.history(store.get("moved.on@example.org").id)
     assert moved[0].reason == "import" and "UNSUB_CAMPAIGN_TITLE=This Week in Rust 512" in moved[0].detail
     ferris = store.history(store.get("ferris@rustacean.net").id)

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from mailer.errors import SubscriberError
 from mailer.models import Status
-from mailer.store.addresses import normalize
+from mailer.store.addresses import control_character, normalize, undeliverable
 from mailer.store.engine import utcnow
 from mailer.store.schema import history, list_members, subscribers as S
 from mailer.store.sources import Row, detect_format, read_rows
@@ -122,10 +122,18 @@ def _validate(store: Store, row: Row, bad) -> _Item | None:
     if row.status is None:
         bad(row, f"unknown status {row.bad_status!r}")
         return None
+    for column, value in (("email", row.email), ("name", row.name), ("source", row.source),
+                          ("detail", row.detail), ("created_at", row.created_at)):
+        if control_character(value):
+            bad(row, f"control character {control_character(value)} in the {column} column")
+            return None
     try:
         display, norm = normalize(row.email)
     except SubscriberError as exc:
         bad(row, exc.message)
+        return None
+    if undeliverable(display):
+        bad(row, f"{display}: {undeliverable(display)}")
         return None
     name = row.name[:NAME_MAX] if row.name else None  # long Mailchimp names are cut, not rejected
     created = None

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from mailer.errors import StoreConflict, SubscriberError
 from mailer.models import Status, Subscriber
-from mailer.store.addresses import normalize, spellings
+from mailer.store.addresses import control_character, normalize, spellings, undeliverable
 from mailer.store.core import StoreBase, to_subscriber
 from mailer.store.engine import utcnow
 from mailer.store.feedback import FeedbackOps
@@ -85,8 +85,13 @@ class Store(LedgerOps, FeedbackOps, RateLimitOps, StoreBase):
             detail: str | None = None) -> Subscriber:
         """Add or update an address; a suppressed or forgotten one stays so unless ``resubscribe``."""
         display, norm = normalize(email)
+        why = undeliverable(display)
+        if why:
+            raise SubscriberError(f"cannot add {display}: {why}", address=display)
         digest, status, reason = self.email_hash(norm), Status(status), check_reason(reason)
         name = (name or "").strip() or None
+        if control_character(name):
+            raise SubscriberError(f"name has a control character ({control_character(name)})", address=display)
         if name and len(name) > NAME_MAX:
             raise SubscriberError(f"name longer than {NAME_MAX} characters", address=display)
         for _ in range(3):  # PostgreSQL: a concurrent insert of the same address means: look again

@@ -57,6 +57,7 @@ class Answer(enum.Enum):
     SENT = "sent"  # "check your inbox": the same page whether or not a mail goes out
     LIMITED = "limited"  # this client asked too often: 429
     INVALID = "invalid"  # not an address: the form again, with the reason
+    UNUSABLE = "unusable"  # an address we could never deliver to or safely export: the form, with why
 
 
 Outcome = tuple[Answer, "tuple[Subscriber, int] | None"]  # (what to answer, whom to mail on which list)
@@ -118,12 +119,14 @@ def _limit(svc: Services, norm: str, client: str) -> Answer | None:
 
 
 def _subscribe(svc: Services, email: str, honeypot: str, client: str) -> Outcome:
-    from mailer.store.addresses import normalize
+    from mailer.store.addresses import formula_leading, normalize, undeliverable
 
     try:
         display, norm = normalize(email)
     except SubscriberError:
         return Answer.INVALID, None
+    if undeliverable(display) or formula_leading(display):
+        return Answer.UNUSABLE, None
     if honeypot:
         return Answer.SENT, None  # a bot: same page, nothing stored or sent
     limited = _limit(svc, norm, client)
@@ -178,6 +181,10 @@ async def submit(request: Request):
     if outcome[0] is Answer.INVALID:
         return svc.pages.page("subscribe.html", status=400, action="/subscribe",
                               error="That does not look like an email address.")
+    if outcome[0] is Answer.UNUSABLE:
+        return svc.pages.page("subscribe.html", status=400, action="/subscribe", error=(
+            "We cannot send to this address: our mail service accepts only plain ASCII letters before the @, "
+            "and not =, +, - or @ as the first character. Please use another address."))
     return answer(svc, outcome)
 
 

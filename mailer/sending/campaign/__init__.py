@@ -14,7 +14,7 @@ from mailer.config import Settings
 from mailer.errors import CampaignError
 from mailer.models import Campaign, CampaignKind, CampaignStatus, DeliveryStatus as DS, Rendered, Status
 from mailer.sending.campaign.sender import Progress, Report, Sender
-from mailer.sending.message import MessageTemplate
+from mailer.sending.message import SAMPLE_TOKEN, MessageTemplate
 from mailer.sending.transport import Transport, check_sendable
 from mailer.store import Store
 from mailer.tokens import Signer
@@ -42,6 +42,12 @@ def start(store: Store, rendered: Rendered, settings: Settings, transport: Trans
     """A new campaign with its recipients frozen; a second real send of an issue to a list is refused."""
     if not transport.local:
         check_sendable(settings)
+    # Build first, record after: an issue or address that cannot become a message must not
+    # leave a campaign `sending` with every row queued.
+    template = template_for(rendered, settings, test)
+    template.sample()
+    for address in addresses:
+        template.build(address, SAMPLE_TOKEN)
     return store.create_campaign(kind=CampaignKind.TEST if test else CampaignKind.SEND, issue_number=rendered.issue.number,
                          issue_path=str(rendered.issue.path.resolve()), list_name=list_name,
                          subject=subject_prefix(settings, test) + rendered.subject,
