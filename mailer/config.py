@@ -123,6 +123,8 @@ class Web:
     host: str = _doc("`serve` bind address.", "127.0.0.1")
     port: int = _doc("`serve` port.", 8000)
     subscribe_rate_per_hour: int = _doc("Subscribe requests allowed per address and per client per hour.", 5)
+    confirmations_per_address: int = _doc("Confirmation mails one address can get ...", 1)
+    confirmation_window_days: int = _doc("... within this many days (the mail promises not to write again).", 30)
 
 
 @dataclass(frozen=True)

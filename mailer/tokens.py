@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from mailer.errors import TokenError
 from mailer.keys import derive
 
-VERSION = 1
+VERSION = 2  # issued_at in microseconds (1: whole seconds; still verified)
+VERSIONS = (1, 2)
 TAG_BYTES = 16
 UNSUBSCRIBE = 1
 CONFIRM = 2
-# version, purpose, subscriber id, list id, issued at (unix seconds)
+# version, purpose, subscriber id, list id, issued at (unix microseconds; seconds in version 1)
 _LAYOUT = struct.Struct(">BBQQQ")
 
 
@@ -34,7 +35,8 @@ class TokenData:
     purpose: int
     subscriber_id: int
     list_id: int
-    issued_at: int
+    issued_at: float  # unix seconds
+    version: int = VERSION
 
 
 def _b64(data: bytes) -> str:
@@ -72,15 +74,17 @@ class Signer:
         key = (keys or self._keys[0])[purpose]
         return hmac.new(key, payload, hashlib.sha256).digest()[:TAG_BYTES]
 
-    def make(self, purpose: int, subscriber_id: int, list_id: int = 0, issued_at: int | None = None) -> str:
-        issued = int(time.time()) if issued_at is None else issued_at
-        payload = _LAYOUT.pack(VERSION, purpose, subscriber_id, list_id, issued)
+    def make(self, purpose: int, subscriber_id: int, list_id: int = 0, issued_at: float | None = None,
+             version: int = VERSION) -> str:
+        issued = time.time() if issued_at is None else issued_at
+        stamp = int(issued * 1_000_000) if version >= 2 else int(issued)
+        payload = _LAYOUT.pack(version, purpose, subscriber_id, list_id, stamp)
         return f"{_b64(payload)}.{_b64(self._tag(purpose, payload))}"
 
     def unsubscribe_token(self, subscriber_id: int, list_id: int) -> str:
         # issued_at 0: the link in a years-old email keeps working, and the same
-        # recipient always gets the same token (stable, cacheable URLs).
-        return self.make(UNSUBSCRIBE, subscriber_id, list_id, issued_at=0)
+        # recipient always gets the same token (stable, cacheable URLs): version 1, as ever.
+        return self.make(UNSUBSCRIBE, subscriber_id, list_id, issued_at=0, version=1)
 
     def confirm_token(self, subscriber_id: int, list_id: int) -> str:
         return self.make(CONFIRM, subscriber_id, list_id)
@@ -97,9 +101,10 @@ class Signer:
         # Check the tag before looking at any field: a forged token learns nothing.
         if not any([hmac.compare_digest(self._tag(purpose, payload, keys), given) for keys in self._keys]):
             raise TokenError("invalid token")
-        version, kind, subscriber_id, list_id, issued = _LAYOUT.unpack(payload)
-        if version != VERSION or kind != purpose:
+        version, kind, subscriber_id, list_id, stamp = _LAYOUT.unpack(payload)
+        if version not in VERSIONS or kind != purpose:
             raise TokenError("invalid token")
+        issued = stamp / 1_000_000 if version >= 2 else float(stamp)
         if max_age is not None and (now if now is not None else time.time()) - issued > max_age:
             raise TokenError("expired token")
-        return TokenData(kind, subscriber_id, list_id, issued)
+        return TokenData(kind, subscriber_id, list_id, issued, version)

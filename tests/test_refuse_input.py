@@ -73,7 +73,7 @@ def test_export_neutralises_formula_cells_and_imports_back(run_cli, workdir):
 
 @pytest.fixture
 def web(start_web, tmp_path):
-    return start_web(transport=OutboxTransport(tmp_path / "outbox"), web={"subscribe_rate_per_hour": 1000})
+    return start_web(transport=OutboxTransport(tmp_path / "outbox"), web={"subscribe_rate_per_hour": 1000, "confirmations_per_address": 1000})
 
 
 @pytest.mark.parametrize("address, why", [

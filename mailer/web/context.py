@@ -7,21 +7,26 @@ as a 503 page instead of a crash at start-up.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
+import time
 from typing import Any, Callable
 
 import anyio
 import anyio.to_thread
 
 from mailer.config import Settings
-from mailer.errors import TokenError
+from mailer.errors import StoreError, TokenError
 from mailer.aws.sns import SnsVerifier
 from mailer.tokens import Signer, TokenData
 from mailer.web.pages import Pages
 
 log = logging.getLogger("twir_mail.web")
 CONFIRM_MAX_AGE = 7 * 24 * 3600  # confirmation links expire after a week
+# SNS retries a delivery for up to about a day (its HTTP retry policy at most hours): a MessageId
+# older than this will not come back, so its de-duplication row can go.
+SNS_ID_KEEP = dt.timedelta(days=7)
 DB_THREADS = {"sqlite": 2, "postgresql": 6}  # concurrent database calls per process (see run_db)
 
 
@@ -61,6 +66,7 @@ class Services:
         self._lock = threading.Lock()
         self._list_titles: dict[int, str] = {}
         self._db_limiter: anyio.CapacityLimiter | None = None
+        self._pruned_at: float | None = None
 
     # -- lazily opened resources ------------------------------------------------
     @property
@@ -102,6 +108,20 @@ class Services:
         if self._db_limiter is None:
             self._db_limiter = anyio.CapacityLimiter(DB_THREADS.get(self.store.dialect, 4))
         return await anyio.to_thread.run_sync(fn, *args, limiter=self._db_limiter)
+
+    def prune_if_due(self, every: float = 3600.0) -> None:
+        """Delete aged rate-limit events and SNS MessageIds, at most once an hour per process
+        (called from request threads; cheap when not due)."""
+        now = time.monotonic()
+        if self._pruned_at is not None and now - self._pruned_at < every:
+            return
+        self._pruned_at = now
+        web = self.settings.web
+        longest = dt.timedelta(days=max(web.confirmation_window_days, 1), hours=1)
+        try:
+            self.store.prune_web_tables(rate_older_than=longest, sns_older_than=SNS_ID_KEEP)
+        except StoreError as exc:
+            log.warning("pruning old rate-limit and SNS rows failed: %s", exc)
 
     # -- helpers ------------------------------------------------------------------
     def check_token(self, token: str, purpose: int, max_age: float | None = None) -> TokenData | None:
