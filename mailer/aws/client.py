@@ -17,7 +17,7 @@ class AwsError(TwirMailError):
     """An AWS call failed: no credentials, endpoint unreachable, or refused."""
 
 
-def client(settings: Settings, service: str):
+def client(settings: Settings, service: str, *, region: str | None = None):
     import boto3
     from botocore.config import Config
 
@@ -25,7 +25,7 @@ def client(settings: Settings, service: str):
     config = Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 2, "mode": "standard"})
     with aws_errors(f"AWS {service} client"):
         return boto3.session.Session().client(
-            service, region_name=settings.ses.region or None,
+            service, region_name=region or settings.ses.region or None,
             endpoint_url=settings.ses.endpoint_url or None, config=config,
         )
 

@@ -57,7 +57,7 @@ class Services:
         self.signer = Signer.from_settings(settings)
         self.pages = Pages(settings)
         self.verifier = SnsVerifier(settings, fetcher=sns_fetcher)
-        self.fetch = self.verifier.fetcher  # also GETs SubscribeURLs (host-checked first)
+        self.fetch = self.verifier.fetcher  # certificates (subscriptions are confirmed through the SNS API)
         self.base_url = settings.web.base_url.rstrip("/")
         self._store = store
         self._owns_store = store is None
@@ -122,6 +122,17 @@ class Services:
             self.store.prune_web_tables(rate_older_than=longest, sns_older_than=SNS_ID_KEEP)
         except StoreError as exc:
             log.warning("pruning old rate-limit and SNS rows failed: %s", exc)
+
+    def confirm_sns_subscription(self, topic_arn: str, token: str) -> None:
+        """SNS ConfirmSubscription with AuthenticateOnUnsubscribe (as django-anymail does), not a GET
+        of SubscribeURL: then only a signed AWS request can detach the webhook, not whoever holds
+        the unsubscribe link found in every notification. Raises AwsError."""
+        from mailer.aws.client import aws_errors, client
+
+        region = topic_arn.split(":")[3] if topic_arn.count(":") >= 5 else None  # the topic's own region
+        sns = client(self.settings, "sns", region=region)
+        with aws_errors("SNS ConfirmSubscription"):
+            sns.confirm_subscription(TopicArn=topic_arn, Token=token, AuthenticateOnUnsubscribe="true")
 
     # -- helpers ------------------------------------------------------------------
     def check_token(self, token: str, purpose: int, max_age: float | None = None) -> TokenData | None:
