@@ -69,6 +69,7 @@ def _confirm_subscription(svc: Services, doc: dict) -> None:
 
 def _handle(svc: Services, doc: dict) -> str:
     svc.verifier.verify(doc)  # fetches the certificate: blocking, so run in a thread
+    svc.prune_if_due()  # sns_messages grows with every notification: drop ids SNS will not resend
     kind = doc["Type"]
     if kind == "SubscriptionConfirmation":
         _confirm_subscription(svc, doc)
