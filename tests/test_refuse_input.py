@@ -13,6 +13,7 @@ from mailer.sending import campaign as cmp
 from mailer.sending.transport import OutboxTransport
 from mailer.store.importer import import_file
 from tests.fixtures.send import make_rendered
+from tests.test_web_browser import browser, shot  # noqa: F401 - fixture
 
 
 def test_add_refuses_a_non_ascii_local_part(store):
@@ -102,3 +103,22 @@ def test_send_builds_before_it_records(store, db_settings):
     assert store.campaigns() == []
     ok = cmp.start(store, make_rendered(), db_settings, transport, list_name="main")
     assert ok.status is CampaignStatus.SENDING
+
+
+@pytest.mark.browser
+def test_the_form_says_why_on_a_phone(web, browser, tmp_path):
+    context = browser.new_context(viewport={"width": 375, "height": 740}, java_script_enabled=False,
+                                  device_scale_factor=2, is_mobile=True)
+    page = context.new_page()
+    page.goto(f"{web.url}/subscribe")
+    # (Chromium itself refuses a non-ASCII local part in an type=email field before submitting.)
+    page.get_by_label("Email address").fill("=cmd|calc@example.com")
+    page.get_by_role("button", name="Subscribe").click()
+    page.wait_for_load_state()
+    reason = page.get_by_text("not =, +, - or @ as the first character")
+    assert reason.is_visible()
+    box = reason.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 375  # readable without scrolling sideways
+    shot(page, tmp_path, "subscribe-refused-375.png")
+    context.close()
+    assert sum(web.store.count().values()) == 0
