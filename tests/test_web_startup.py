@@ -84,3 +84,10 @@ def test_serve_logs_one_line_per_request_without_tokens(workdir):
     assert "GET /unsubscribe/<token> 400" in err and "GET /subscribe 200" in err
     assert token not in err and "reader@example.com" not in err and "127.0.0.1 " not in err.split("serving on")[-1]
     assert len([line for line in err.splitlines() if "GET /subscribe 200" in line]) == 1
+
+
+def test_every_worker_logs_requests(workdir):
+    with serving(workdir, "--workers", "2") as (url, output):
+        for _ in range(4):
+            urllib.request.urlopen(f"{url}/subscribe", timeout=5).read()
+    assert output["err"].count("GET /subscribe 200") >= 4  # the first /healthz polls aside
