@@ -3,8 +3,8 @@
 Loaded and validated once (``load_settings``), then passed explicitly. Every
 setting is declared here with its type and default, so an unknown key, a wrong
 type or a bad value is a one-line ``ConfigError`` naming the setting.
-Secrets (``TWIR_MAIL_SECRET_KEY``, ``TWIR_MAIL_SMTP_PASSWORD``,
-``TWIR_MAIL_WEBHOOK_PASSWORD``) come only from the environment.
+Secrets (``TWIR_MAIL_SECRET_KEY``, ``TWIR_MAIL_OLD_SECRET_KEYS``, ``TWIR_MAIL_ADDRESS_KEY``,
+``TWIR_MAIL_SMTP_PASSWORD``, ``TWIR_MAIL_WEBHOOK_PASSWORD``) come only from the environment.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from mailer.errors import ConfigError
 CONFIG_NAME = "twir-mail.toml"
 ENV_PREFIX = "TWIR_MAIL_"
 # Environment variables that are not <SECTION>_<KEY> settings.
-ENV_SPECIAL = {"TWIR_MAIL_CONFIG", "TWIR_MAIL_SECRET_KEY", "TWIR_MAIL_SMTP_PASSWORD", "TWIR_MAIL_WEBHOOK_PASSWORD"}
+ENV_SPECIAL = {"TWIR_MAIL_CONFIG", "TWIR_MAIL_SECRET_KEY", "TWIR_MAIL_SMTP_PASSWORD", "TWIR_MAIL_WEBHOOK_PASSWORD",
+               "TWIR_MAIL_OLD_SECRET_KEYS", "TWIR_MAIL_ADDRESS_KEY"}
 # Placeholder used by the embedded defaults; sending for real refuses it.
 DEV_SECRET = "dev-insecure-secret-change-me"
 
@@ -137,6 +138,8 @@ class Web:
     host: str = _doc("`serve` bind address.", "127.0.0.1")
     port: int = _doc("`serve` port.", 8000)
     subscribe_rate_per_hour: int = _doc("Subscribe requests allowed per address and per client per hour.", 5)
+    confirmations_per_address: int = _doc("Confirmation mails one address can get ...", 1)
+    confirmation_window_days: int = _doc("... within this many days (the mail promises not to write again).", 30)
 
 
 @dataclass(frozen=True)
@@ -197,8 +200,10 @@ class Settings:
     webhook: Webhook = field(default_factory=Webhook)
     feedback: Feedback = field(default_factory=Feedback)
     guard: Guard = field(default_factory=Guard)
-    # Secrets, from the environment only.
+    # Secrets, from the environment only (key derivation and rotation: mailer/keys.py, docs/keys.md).
     secret_key: str = DEV_SECRET
+    old_secret_keys: tuple[str, ...] = ()  # still accepted for tokens; newest first
+    address_key: str = ""  # root of the address-hash key (empty: the oldest secret)
     smtp_password: str = ""
     webhook_password: str = ""
     # Folder relative paths are resolved against (the config's folder, else cwd).
@@ -392,7 +397,7 @@ def load_settings(config: str | Path | None = None, env: Mapping[str, str] | Non
 
     for section, table in data.items():
         if section not in SECTIONS:
-            if section in ("secret_key", "smtp_password", "webhook_password"):
+            if section in ("secret_key", "old_secret_keys", "address_key", "smtp_password", "webhook_password"):
                 raise ConfigError(f"{section} is a secret: set TWIR_MAIL_{section.upper()} in the environment, not in the file", setting=section, path=path)
             raise ConfigError(f"unknown section [{section}]", setting=section, path=path)
         if not isinstance(table, dict):
@@ -411,6 +416,10 @@ def load_settings(config: str | Path | None = None, env: Mapping[str, str] | Non
     settings = Settings(
         **{name: SECTIONS[name](**vals) for name, vals in values.items()},
         secret_key=env.get("TWIR_MAIL_SECRET_KEY") or DEV_SECRET,
+        # Comma or whitespace separated; a secret itself has neither.
+        old_secret_keys=tuple(re.split(r"[\s,]+", env.get("TWIR_MAIL_OLD_SECRET_KEYS", "").strip()))
+        if env.get("TWIR_MAIL_OLD_SECRET_KEYS", "").strip() else (),
+        address_key=env.get("TWIR_MAIL_ADDRESS_KEY", ""),
         smtp_password=env.get("TWIR_MAIL_SMTP_PASSWORD", ""),
         webhook_password=env.get("TWIR_MAIL_WEBHOOK_PASSWORD", ""),
         base_dir=base_dir,

@@ -19,12 +19,14 @@ import time
 from dataclasses import dataclass
 
 from mailer.errors import TokenError
+from mailer.keys import derive
 
-VERSION = 1
+VERSION = 2  # issued_at in microseconds (1: whole seconds; still verified)
+VERSIONS = (1, 2)
 TAG_BYTES = 16
 UNSUBSCRIBE = 1
 CONFIRM = 2
-# version, purpose, subscriber id, list id, issued at (unix seconds)
+# version, purpose, subscriber id, list id, issued at (unix microseconds; seconds in version 1)
 _LAYOUT = struct.Struct(">BBQQQ")
 
 
@@ -33,7 +35,8 @@ class TokenData:
     purpose: int
     subscriber_id: int
     list_id: int
-    issued_at: int
+    issued_at: float  # unix seconds
+    version: int = VERSION
 
 
 def _b64(data: bytes) -> str:
@@ -50,29 +53,38 @@ def _unb64(text: str) -> bytes:
 
 
 class Signer:
-    """Makes and checks tokens; build one per process (key derivation is done once)."""
+    """Makes and checks tokens; build one per process (key derivation is done once).
 
-    def __init__(self, secret: str):
+    Signs with ``secret``; verifies with it and each of ``old`` (rotation: links already
+    mailed keep working). The per-purpose derivation is the one every issued token uses.
+    """
+
+    def __init__(self, secret: str, old: tuple[str, ...] | list[str] = ()):
         if not secret:
             raise TokenError("no secret key configured (TWIR_MAIL_SECRET_KEY)")
-        root = secret.encode("utf-8")
-        self._keys = {
-            purpose: hmac.new(root, f"twir-mail/token/{purpose}".encode(), hashlib.sha256).digest()
-            for purpose in (UNSUBSCRIBE, CONFIRM)
-        }
+        roots = list(dict.fromkeys([secret, *(o for o in old if o)]))
+        self._keys = [{purpose: derive(root, f"twir-mail/token/{purpose}") for purpose in (UNSUBSCRIBE, CONFIRM)}
+                      for root in roots]
 
-    def _tag(self, purpose: int, payload: bytes) -> bytes:
-        return hmac.new(self._keys[purpose], payload, hashlib.sha256).digest()[:TAG_BYTES]
+    @classmethod
+    def from_settings(cls, settings) -> "Signer":
+        return cls(settings.secret_key, settings.old_secret_keys)
 
-    def make(self, purpose: int, subscriber_id: int, list_id: int = 0, issued_at: int | None = None) -> str:
-        issued = int(time.time()) if issued_at is None else issued_at
-        payload = _LAYOUT.pack(VERSION, purpose, subscriber_id, list_id, issued)
+    def _tag(self, purpose: int, payload: bytes, keys: dict | None = None) -> bytes:
+        key = (keys or self._keys[0])[purpose]
+        return hmac.new(key, payload, hashlib.sha256).digest()[:TAG_BYTES]
+
+    def make(self, purpose: int, subscriber_id: int, list_id: int = 0, issued_at: float | None = None,
+             version: int = VERSION) -> str:
+        issued = time.time() if issued_at is None else issued_at
+        stamp = int(issued * 1_000_000) if version >= 2 else int(issued)
+        payload = _LAYOUT.pack(version, purpose, subscriber_id, list_id, stamp)
         return f"{_b64(payload)}.{_b64(self._tag(purpose, payload))}"
 
     def unsubscribe_token(self, subscriber_id: int, list_id: int) -> str:
         # issued_at 0: the link in a years-old email keeps working, and the same
-        # recipient always gets the same token (stable, cacheable URLs).
-        return self.make(UNSUBSCRIBE, subscriber_id, list_id, issued_at=0)
+        # recipient always gets the same token (stable, cacheable URLs): version 1, as ever.
+        return self.make(UNSUBSCRIBE, subscriber_id, list_id, issued_at=0, version=1)
 
     def confirm_token(self, subscriber_id: int, list_id: int) -> str:
         return self.make(CONFIRM, subscriber_id, list_id)
@@ -87,11 +99,12 @@ class Signer:
         if len(payload) != _LAYOUT.size or len(given) != TAG_BYTES:
             raise TokenError("invalid token")
         # Check the tag before looking at any field: a forged token learns nothing.
-        if not hmac.compare_digest(self._tag(purpose, payload), given):
+        if not any([hmac.compare_digest(self._tag(purpose, payload, keys), given) for keys in self._keys]):
             raise TokenError("invalid token")
-        version, kind, subscriber_id, list_id, issued = _LAYOUT.unpack(payload)
-        if version != VERSION or kind != purpose:
+        version, kind, subscriber_id, list_id, stamp = _LAYOUT.unpack(payload)
+        if version not in VERSIONS or kind != purpose:
             raise TokenError("invalid token")
+        issued = stamp / 1_000_000 if version >= 2 else float(stamp)
         if max_age is not None and (now if now is not None else time.time()) - issued > max_age:
             raise TokenError("expired token")
-        return TokenData(kind, subscriber_id, list_id, issued)
+        return TokenData(kind, subscriber_id, list_id, issued, version)

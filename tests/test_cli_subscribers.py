@@ -88,14 +88,15 @@ def test_mailchimp_zip_import_reports_bad_rows(cli_db, workdir):
     zipped = shutil.make_archive(str(workdir / "members_export"), "zip", MAILCHIMP)
     r = cli_db("subscribers", "import", zipped)
     assert r.code == 0, r.err
-    assert r.out.strip() == "17 rows: 14 added, 1 changed, 0 unchanged, 0 kept suppressed, 2 skipped"
+    assert r.out.strip() == "17 rows: 13 added, 1 changed, 0 unchanged, 0 kept suppressed, 3 skipped"
     bad = r.err.strip().splitlines()
-    assert [line.split(": ")[0].rsplit("/", 1)[1] for line in bad] == [
-        "subscribed_members_export_3f9a1c2b7d.csv:8", "subscribed_members_export_3f9a1c2b7d.csv:12"]
+    assert [line.split(": ")[0].rsplit("/", 1)[1] for line in bad] == [  # :4 is zoë@ (no SMTPUTF8 at SES)
+        "subscribed_members_export_3f9a1c2b7d.csv:4", "subscribed_members_export_3f9a1c2b7d.csv:8",
+        "subscribed_members_export_3f9a1c2b7d.csv:12"]
     r = cli_db("subscribers", "import", zipped, "--format", "mailchimp")
     assert "0 added, 0 changed" in r.out
     r = cli_db("subscribers", "count")
-    assert "subscribed            8" in r.out and "bounced               3" in r.out
+    assert "subscribed            7" in r.out and "bounced               3" in r.out
 
 
 @pytest.mark.parametrize("args, message", [
@@ -142,7 +143,7 @@ def test_unreachable_database_is_one_line(run_cli):
 def test_export_reimports_losslessly_into_another_database(cli_db, run_cli, workdir):
     """Moving the list (e.g. SQLite -> PostgreSQL) with export + import keeps every exported column."""
     workdir.joinpath("in.csv").write_text(
-        "email,name,status\nZoë@Example.org,\"Zoë \"\"Z\"\", Ü\",subscribed\nP@x.org,,pending\n"
+        "email,name,status\nZoe@Exämple.org,\"Zoë \"\"Z\"\", Ü\",subscribed\nP@x.org,,pending\n"
         "b@x.org,B,bounced\nc@x.org,C,complained\nu@x.org,\"a,b\",unsubscribed\n", encoding="utf-8")
     assert cli_db("subscribers", "import", "in.csv").code == 0
     assert cli_db("subscribers", "add", "Ed@x.org", "--name", "Ed").code == 0

@@ -213,10 +213,13 @@ def test_tampered_sns_notification_is_refused(handler, store, sns_signer):
     assert store.get_by_id(gone.id).status is Status.SUBSCRIBED
 
 
-def test_subscription_confirmation_is_confirmed_from_lambda(handler, sns_signer, cert_origin):
-    # The stack's HTTPS subscription relies on the function confirming it by GETting SubscribeURL.
+def test_subscription_confirmation_is_confirmed_from_lambda(handler, sns_signer, cert_origin, moto, monkeypatch):
+    # The stack's HTTPS subscription relies on the function confirming it: through the SNS API
+    # (the role may sns:ConfirmSubscription), never by GETting SubscribeURL (issue 11).
     origin, hits = cert_origin
+    moto.client("sns").create_topic(Name=TOPIC.rsplit(":", 1)[1])
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SNS", moto.url)
     subscribe_url = f"{origin}/?Action=ConfirmSubscription&TopicArn={TOPIC}&Token=2336412f37"
     res = handler(sns_event(sns_signer.confirmation(subscribe_url)), LambdaContext())
     assert res["statusCode"] == 200, res
-    assert any(h.startswith("/?Action=ConfirmSubscription") for h in hits), hits
+    assert not any(h.startswith("/?Action=ConfirmSubscription") for h in hits), hits

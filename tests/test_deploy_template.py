@@ -106,7 +106,7 @@ def test_iam_is_least_privilege(template):
     statements = [s for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
     actions = sorted(a for s in statements for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]]))
     assert actions == ["logs:CreateLogStream", "logs:PutLogEvents", "ses:SendEmail", "ses:SendRawEmail",
-                       "ssm:GetParameters"]
+                       "sns:ConfirmSubscription", "ssm:GetParameters"]
     for s in statements:
         res = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
         assert "*" not in res and all("*" not in str(r) for r in res), s

@@ -22,7 +22,7 @@ def outbox(tmp_path):
 
 @pytest.fixture
 def web(start_web, outbox):
-    return start_web(transport=outbox, web={"subscribe_rate_per_hour": 1000})
+    return start_web(transport=outbox, web={"subscribe_rate_per_hour": 1000, "confirmations_per_address": 1000})
 
 
 def _read(outbox, to: str | None) -> list:
@@ -129,7 +129,7 @@ def test_bad_addresses_get_the_form_again(web, outbox, value):
 
 
 def test_rate_limits_per_address_and_per_client(start_web, outbox):
-    web = start_web(transport=outbox, web={"subscribe_rate_per_hour": 2})
+    web = start_web(transport=outbox, web={"subscribe_rate_per_hour": 2, "confirmations_per_address": 5})
     other = httpx.Client(base_url=web.url, transport=httpx.HTTPTransport(local_address="127.0.0.2"))
     for _ in range(2):
         assert web.http.post("/subscribe", data={"email": "target@example.com"}).status_code == 200
@@ -183,7 +183,7 @@ class SlowOutbox(OutboxTransport):
 def test_answer_does_not_wait_for_the_mail(start_web, tmp_path):
     # Otherwise the time to answer tells a subscribed address (no mail) from any other.
     slow = SlowOutbox(tmp_path / "slow")
-    web = start_web(transport=slow, web={"subscribe_rate_per_hour": 1000})
+    web = start_web(transport=slow, web={"subscribe_rate_per_hour": 1000, "confirmations_per_address": 1000})
     web.add("member@example.com")
     times = {}
     for addr in ("member@example.com", "stranger@example.com"):

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from mailer.config import with_overrides
 from mailer.models import Status
 from mailer.store.schema import campaigns, deliveries, feedback_events, sns_messages
-from tests.fixtures.sns import CERT_URL
+from tests.fixtures.sns import CERT_URL, TOPIC
 
 DATA = Path(__file__).parent / "data" / "ses"
 HEADERS = {"content-type": "text/plain; charset=UTF-8", "x-amz-sns-message-type": "Notification"}
@@ -170,16 +171,20 @@ def test_message_object_and_header_mismatch_are_400(live, sns_signer):
     assert_nothing_changed(live, sub)
 
 
-def test_subscription_confirmation_only_after_verification(live, sns_signer):
+def test_subscription_confirmation_only_after_verification(start_web, db_settings, sns_signer, moto):
+    """Confirmed through SNS's ConfirmSubscription API (moto), never by fetching the SubscribeURL."""
+    moto.client("sns").create_topic(Name=TOPIC.rsplit(":", 1)[1])  # moto's account: the same ARN
+    live = start_web(sns_fetcher=sns_signer.fetch,
+                     settings=with_overrides(db_settings, ses={"endpoint_url": moto.url}))
     url = "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn=t&Token=abc"
     headers = {**HEADERS, "x-amz-sns-message-type": "SubscriptionConfirmation"}
     doc = sns_signer.confirmation(url)
     assert post(live, dict(doc, Token="forged"), headers=headers).status_code == 403
     evil = sns_signer.confirmation("https://evil.example.com/?Action=ConfirmSubscription")
-    assert post(live, evil, headers=headers).status_code == 403
-    assert url not in sns_signer.fetched and not any("evil" in u for u in sns_signer.fetched)
     r = post(live, doc, headers=headers)
-    assert r.status_code == 200 and sns_signer.fetched[-1] == url
+    assert r.status_code == 200 and r.text == "subscription confirmed\n"
+    assert post(live, evil, headers=headers).status_code == 200  # the URL is not used at all
+    assert not [u for u in sns_signer.fetched if "ConfirmSubscription" in u or "evil" in u]
 
 
 def test_basic_auth(start_web, db_settings, sns_signer):
@@ -205,16 +210,13 @@ def test_basic_auth_user_without_password_refuses_everything(start_web, sns_sign
     assert live.store.get_by_id(sub.id).status is Status.SUBSCRIBED
 
 
-def test_failed_subscription_confirmation_is_502_so_sns_retries(start_web, sns_signer):
-    def fetch(url: str) -> bytes:
-        if "ConfirmSubscription" in url:
-            raise ConnectionResetError("peer went away")
-        return sns_signer.fetch(url)
-
-    live = start_web(sns_fetcher=fetch)
+def test_failed_subscription_confirmation_is_502_so_sns_retries(start_web, db_settings, sns_signer, moto):
+    # The topic does not exist at SNS (moto): ConfirmSubscription fails, SNS must try again later.
+    live = start_web(sns_fetcher=sns_signer.fetch,
+                     settings=with_overrides(db_settings, ses={"endpoint_url": moto.url}))
     doc = sns_signer.confirmation("https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=x")
     r = post(live, doc, headers={**HEADERS, "x-amz-sns-message-type": "SubscriptionConfirmation"})
-    assert r.status_code == 502 and "Traceback" not in r.text
+    assert r.status_code == 502 and "Traceback" not in r.text and "cannot confirm subscription" in r.text
 
 
 def test_database_failure_during_a_notification_is_a_503_and_applies_nothing(live, sns_signer):

@@ -47,9 +47,10 @@ def endpoint_for(settings: Settings, service: str) -> str | None:
     return settings.ses.endpoint_url or None
 
 
-def client(settings: Settings, service: str):
-    """A client for the admin commands and the feedback queue, endpoint by ``endpoint_for``."""
-    return build_client(service, region=settings.ses.region, endpoint_url=endpoint_for(settings, service))
+def client(settings: Settings, service: str, *, region: str | None = None):
+    """A client for the admin commands, the feedback queue and SNS confirmations (``region``: the
+    topic's, when it differs from ``[ses] region``), endpoint by ``endpoint_for``."""
+    return build_client(service, region=region or settings.ses.region, endpoint_url=endpoint_for(settings, service))
 
 
 def error_code(exc: Exception) -> str:

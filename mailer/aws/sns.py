@@ -14,6 +14,7 @@ import binascii
 import json
 import re
 import threading
+import time
 import urllib.request
 from collections import OrderedDict
 
@@ -35,6 +36,7 @@ CONFIRMATION_FIELDS = ("Message", "MessageId", "SubscribeURL", "Timestamp", "Tok
 MESSAGE_TYPES = ("Notification", "SubscriptionConfirmation", "UnsubscribeConfirmation")
 HASHES = {"1": "SHA1", "2": "SHA256"}  # SignatureVersion -> cryptography's hash class name
 MAX_BODY = 256 * 1024  # SNS messages are at most 256 KB
+FAILED_FETCH_TTL = 10.0  # seconds a failed certificate fetch is remembered: brief, SNS retries later
 
 Fetcher = Callable[[str], bytes]
 
@@ -100,6 +102,7 @@ class SnsVerifier:
         self.test_origin = settings.webhook.test_cert_origin.rstrip("/")
         self.fetcher = fetcher or fetch_https
         self._cache: OrderedDict[str, rsa.RSAPublicKey] = OrderedDict()
+        self._failed: OrderedDict[str, tuple[float, str]] = OrderedDict()  # url -> (when, why)
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
@@ -124,6 +127,12 @@ class SnsVerifier:
             if url in self._cache:
                 self._cache.move_to_end(url)
                 return self._cache[url]
+            failed = self._failed.get(url)
+            if failed is not None and time.monotonic() - failed[0] < FAILED_FETCH_TTL:
+                # A flood of messages naming a dead or slow URL must not mean a fetch (and a
+                # blocked thread for the timeout) per message: the same answer for a while.
+                raise WebhookError(failed[1])
+
         # cryptography is imported here, not at module level: the web app (and a Lambda
         # cold start serving an unsubscribe click) only needs it for the webhook.
         from cryptography import x509
@@ -131,10 +140,14 @@ class SnsVerifier:
 
         try:
             cert = x509.load_pem_x509_certificate(self.fetcher(fetch_url))
-        except WebhookError:
-            raise
         except Exception as exc:  # network errors, bad PEM: either way not verifiable
-            raise WebhookError(f"cannot load signing certificate: {type(exc).__name__}") from None
+            message = exc.message if isinstance(exc, WebhookError) else \
+                f"cannot load signing certificate: {type(exc).__name__}"
+            with self._lock:
+                self._failed[url] = (time.monotonic(), message)
+                while len(self._failed) > self._cache_size:
+                    self._failed.popitem(last=False)
+            raise WebhookError(message) from None
         key = cert.public_key()
         if not isinstance(key, rsa.RSAPublicKey):
             raise WebhookError("signing certificate has no RSA key")

@@ -1,4 +1,4 @@
-"""CLI commands: `subscribers add|remove|forget|show|count|list|export|import`."""
+"""CLI commands: `subscribers add|remove|forget|rehash|show|count|list|export|import`."""
 
 from __future__ import annotations
 
@@ -28,12 +28,16 @@ def _open(ctx):
     return open_store(ctx.settings)
 
 
-def _validated(emails) -> list[str]:
-    """Check every address before changing anything (one bad one: nothing is done)."""
+def _validated(emails, *, new: bool = False) -> list[str]:
+    """Check every address before changing anything (one bad one: nothing is done);
+    ``new``: also refuse addresses the sender could never deliver to."""
     from mailer.store import normalize
+    from mailer.store.addresses import undeliverable
 
     for email in emails:
-        normalize(email)
+        display = normalize(email)[0]
+        if new and undeliverable(display):
+            raise SubscriberError(f"cannot add {display}: {undeliverable(display)}", address=display)
     return list(emails)
 
 
@@ -53,7 +57,7 @@ def add(ctx, emails, list_name, name, resubscribe, reason) -> None:
     """Add addresses (subscribed). An address that left stays suppressed unless --resubscribe."""
     if resubscribe and not (reason or "").strip():
         raise click.UsageError("--resubscribe needs --reason (it is kept in the subscriber's history)")
-    emails = _validated(emails)
+    emails = _validated(emails, new=True)
     with _open(ctx) as store:
         for email in emails:
             before = store.get(email)
@@ -107,10 +111,24 @@ def forget(ctx, email) -> None:
     with _open(ctx) as store:
         if store.forget(email):
             click.echo(f"forgot {email}: personal data erased, address stays suppressed")
+            if not ctx.settings.has_real_secret and not ctx.settings.address_key:
+                click.echo("warning: hashed with the development secret: anyone with the source can test "
+                           "whether an address was forgotten; set TWIR_MAIL_SECRET_KEY (or "
+                           "TWIR_MAIL_ADDRESS_KEY) before forgetting addresses (docs/keys.md)", err=True)
             return
         if store.get(email) is None:
             raise SubscriberError(f"not a subscriber: {email}", address=email)
         click.echo(f"{email}: already forgotten")
+
+
+@subscribers.command()
+@pass_ctx
+def rehash(ctx) -> None:
+    """Re-key address hashes to the current address key (after setting TWIR_MAIL_ADDRESS_KEY)."""
+    with _open(ctx) as store:
+        changed, forgotten = store.rehash()
+    click.echo(f"re-keyed {changed} address hashes; {forgotten} forgotten addresses keep theirs "
+               "(keep their key in TWIR_MAIL_OLD_SECRET_KEYS or TWIR_MAIL_ADDRESS_KEY)")
 
 
 @subscribers.command()
@@ -185,12 +203,15 @@ def _export_to(target: Path, rows) -> int:
 
 
 def _write_csv(fh, rows) -> int:
+    from mailer.store.addresses import neutralise_formula
+
     writer = csv.writer(fh, lineterminator="\n")
     writer.writerow(EXPORT_COLUMNS)
     n = 0
     for sub in rows:
-        writer.writerow([sub.email, sub.name or "", sub.status.value, sub.source,
-                         sub.created_at.isoformat(), sub.updated_at.isoformat()])
+        # A spreadsheet must not run `=cmd|...@x.org` or a name like `+SUM(...)` (docs/subscribers.md).
+        writer.writerow([neutralise_formula(sub.email), neutralise_formula(sub.name or ""), sub.status.value,
+                         neutralise_formula(sub.source), sub.created_at.isoformat(), sub.updated_at.isoformat()])
         n += 1
     return n
 

@@ -20,11 +20,13 @@ def serve(ctx, host: str | None, port: int | None, workers: int, forwarded_allow
 
     from mailer.store import open_store
     from mailer.web import create_app
+    from mailer.web.startup import check_can_serve
 
     settings = ctx.settings
+    host = host or settings.web.host
+    check_can_serve(settings, bind_host=host)
     # Fail now, with one line, if the database is unreachable or not upgraded.
     open_store(settings).close()
-    host = host or settings.web.host
     port = settings.web.port if port is None else port
     click.echo(f"serving on http://{host}:{port} (public URL {settings.web.base_url})", err=True)
     # Without a trusted proxy, X-Forwarded-For is ignored: anyone could forge it.
@@ -36,9 +38,27 @@ def serve(ctx, host: str | None, port: int | None, workers: int, forwarded_allow
         if settings.config_path:
             os.environ["TWIR_MAIL_CONFIG"] = str(settings.config_path)
         uvicorn.run("mailer.web:app_from_env", factory=True, host=host, port=port, workers=workers,
-                    log_level="warning", **proxy)
+                    log_level="warning", log_config=_log_config(), **proxy)
     else:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", **proxy)
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", log_config=_log_config(),
+                    **proxy)
+
+
+def _log_config() -> dict:
+    """uvicorn's logging plus the app's own lines (one per request, warnings) on stderr.
+
+    Given to uvicorn rather than set up here, so every `--workers` process applies it too.
+    uvicorn's access log stays off: it would log client addresses and token URLs."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["twir_mail"] = {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+    config["handlers"]["twir_mail"] = {"formatter": "twir_mail", "class": "logging.StreamHandler",
+                                       "stream": "ext://sys.stderr"}
+    config["loggers"]["twir_mail"] = {"handlers": ["twir_mail"], "level": "INFO", "propagate": False}
+    return config
 
 
 def register(cli: click.Group) -> None:

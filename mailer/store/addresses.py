@@ -15,6 +15,9 @@ from functools import lru_cache
 from mailer.errors import SubscriberError
 
 MAX_LENGTH = 320
+# A cell starting with one of these is a formula to a spreadsheet (OWASP "CSV injection").
+FORMULA_LEADING = ("=", "+", "-", "@", "\t", "\r")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # RFC 5322 dot-atom over ASCII atext (what email-validator accepts unquoted, minus its non-ASCII cases).
 _DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*\Z")
 
@@ -67,3 +70,48 @@ def full_normalize(display: str) -> tuple[str, str]:
     except EmailNotValidError as exc:
         raise SubscriberError(f"invalid address {display!r}: {exc}", address=display) from None
     return display, f"{result.local_part.lower()}@{result.ascii_domain.lower()}"
+
+
+def spellings(norm: str, typed: str | None = None) -> list[str]:
+    """Lower-cased ways an address may be written in free text: as typed, normalized (ASCII
+    domain) and with the domain in Unicode (``bücher.de`` / ``xn--bcher-kva.de``)."""
+    local, _, domain = norm.rpartition("@")
+    out = {norm, (typed or norm).strip().lower()}
+    try:
+        out.add(f"{local}@{domain.encode('ascii').decode('idna')}")
+    except UnicodeError:
+        pass
+    return sorted(out)
+
+
+def undeliverable(display: str) -> str | None:
+    """Why the sender could never deliver to this (valid) address, or None.
+
+    A non-ASCII local part needs SMTPUTF8, which SES does not offer: accepted, it would
+    fail at every send. New addresses (form, `add`, `import`) are refused with this reason;
+    lookups (`show`, `forget`) still accept it, so an old row can be removed."""
+    local = display.rpartition("@")[0]
+    if not local.isascii():
+        return "the part before @ has non-ASCII characters, which Amazon SES cannot deliver to (no SMTPUTF8)"
+    return None
+
+
+def control_character(text: str | None) -> str | None:
+    """The first control character in ``text`` as ``U+XXXX`` (tab, CR, LF allowed), or None.
+    PostgreSQL refuses NUL in text outright; none belongs in an address or a name."""
+    found = _CONTROL.search(text or "")
+    return f"U+{ord(found.group()):04X}" if found else None
+
+
+def formula_leading(text: str) -> bool:
+    return text.startswith(FORMULA_LEADING)
+
+
+def neutralise_formula(text: str) -> str:
+    """A CSV cell a spreadsheet will show as text: formula-leading cells get a leading \'."""
+    return "'" + text if formula_leading(text) else text
+
+
+def unneutralise_formula(text: str) -> str:
+    """The reverse on import, so an export imports back to the same values."""
+    return text[1:] if text.startswith("'") and formula_leading(text[1:]) else text

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -11,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from mailer.config import Settings
+from mailer.keys import AddressHasher
 from mailer.errors import StoreConflict, StoreError, SubscriberError
 from mailer.models import HistoryEntry, Status, Subscriber
 from mailer.store import migrate
@@ -49,6 +48,7 @@ class StoreBase:
         self.url = settings.database_url
         self.engine: sa.Engine = create_engine(self.url)
         self.dialect: str = self.engine.dialect.name
+        self._hasher = AddressHasher(settings)
 
     # -- lifecycle ---------------------------------------------------------
     def close(self) -> None:
@@ -143,11 +143,35 @@ class StoreBase:
         """INSERT supporting ON CONFLICT on both dialects."""
         return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
 
+    def scrub_files(self) -> bool:
+        """SQLite: after erasing, move the WAL into the database and truncate it, so a removed
+        address is not left in the WAL file (deleted content itself is zeroed: secure_delete,
+        set in engine.py). Works while `serve` holds idle connections; False if a reader was
+        mid-transaction (the WAL is then cleared by the next checkpoint). PostgreSQL: True."""
+        if self.dialect != "sqlite":
+            return True
+        with self.engine.connect() as conn:
+            busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").first()[0]
+        return not busy
+
+    def refresh_statistics(self) -> None:
+        """PostgreSQL: ANALYZE the subscriber tables. A bulk import calls it as they grow: with
+        autovacuum off (or in a fresh database's first minute) the planner would keep plans made
+        for empty tables. SQLite plans these lookups from its indexes alone: nothing to do."""
+        if self.dialect != "postgresql":
+            return
+        with self._write() as conn:
+            conn.exec_driver_sql("ANALYZE subscribers")
+            conn.exec_driver_sql("ANALYZE list_members")
+
     # -- identity ----------------------------------------------------------
     def email_hash(self, norm: str) -> str:
         """Keyed hash of a normalized address: survives `forget`, useless without the key."""
-        key = self.settings.secret_key.encode()
-        return hmac.new(key, norm.encode(), hashlib.sha256).hexdigest()
+        return self._hasher.digest(norm)
+
+    def email_hashes(self, norm: str) -> list[str]:
+        """Every hash this address may be stored under (current key first, then older keys)."""
+        return self._hasher.digests(norm)
 
     def list_id(self, name: str, conn: sa.Connection | None = None) -> int:
         query = sa.select(lists.c.id).where(lists.c.name == name)
@@ -176,7 +200,7 @@ class StoreBase:
         _, norm = normalize(email)
         with self._using(conn, write=False) as conn:
             row = conn.execute(sa.select(S).where(
-                sa.or_(S.c.email_hash == self.email_hash(norm), S.c.email_norm == norm))).first()
+                sa.or_(S.c.email_hash.in_(self.email_hashes(norm)), S.c.email_norm == norm))).first()
         return to_subscriber(row) if row else None
 
     def get_by_id(self, subscriber_id: int) -> Subscriber | None:

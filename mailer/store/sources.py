@@ -19,6 +19,7 @@ from typing import Iterator
 
 from mailer.errors import ImportFileError
 from mailer.models import Status
+from mailer.store.addresses import unneutralise_formula
 
 MAILCHIMP_KINDS = {"subscribed": Status.SUBSCRIBED, "unsubscribed": Status.UNSUBSCRIBED,
                    "cleaned": Status.BOUNCED}
@@ -111,8 +112,9 @@ def plain_rows(fh: Iterator[str], label: str) -> Iterator[Row]:
             parsed = Status(raw) if raw else Status.SUBSCRIBED
         except ValueError:
             parsed = None
-        yield Row(f"{label}:{line}", _cell(values, email),
-                  _cell(values, name) or _join_name(_cell(values, first), _cell(values, last)),
+        # `subscribers export` neutralises formula-leading cells with a ': take it off again.
+        yield Row(f"{label}:{line}", unneutralise_formula(_cell(values, email)),
+                  unneutralise_formula(_cell(values, name)) or _join_name(_cell(values, first), _cell(values, last)),
                   parsed, bad_status=raw if parsed is None else None,
                   source=_cell(values, source)[:32] or None, created_at=_cell(values, created) or None)
 

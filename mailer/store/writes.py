@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from mailer.errors import StoreConflict, SubscriberError
 from mailer.models import Status, Subscriber
-from mailer.store.addresses import normalize
+from mailer.store.addresses import control_character, normalize, spellings, undeliverable
 from mailer.store.core import StoreBase, to_subscriber
 from mailer.store.engine import utcnow
 from mailer.store.feedback import FeedbackOps
@@ -86,6 +86,13 @@ def update_for(row, status: Status, name: str | None, *, resubscribe: bool = Fal
     return Update(status=target, name=name)
 
 
+def _same_address(email: str, norm: str) -> bool:
+    try:
+        return normalize(email)[1] == norm
+    except SubscriberError:
+        return False
+
+
 def check_reason(reason: str) -> str:
     if not reason or len(reason) > REASON_MAX:
         raise SubscriberError(f"reason must be 1 to {REASON_MAX} characters, got {reason!r}")
@@ -103,7 +110,9 @@ class Store(LedgerOps, FeedbackOps, RateLimitOps, ReportOps, StoreBase):
     (FeedbackOps), rate-limit counters (RateLimitOps) and read-only figures (ReportOps) in their own modules."""
 
     def _find(self, conn: sa.Connection, norm: str, digest: str):
-        query = sa.select(S).where(sa.or_(S.c.email_hash == digest, S.c.email_norm == norm))
+        """The row of an address: by its address, or by its hash under the current or an older key."""
+        digests = [digest, *(d for d in self.email_hashes(norm) if d != digest)]
+        query = sa.select(S).where(sa.or_(S.c.email_hash.in_(digests), S.c.email_norm == norm))
         return conn.execute(query.with_for_update()).first()
 
     def _join(self, conn: sa.Connection, list_id: int, subscriber_id: int, at) -> None:
@@ -124,8 +133,13 @@ class Store(LedgerOps, FeedbackOps, RateLimitOps, ReportOps, StoreBase):
             detail: str | None = None) -> Subscriber:
         """Add or update an address; a suppressed or forgotten one stays so unless ``resubscribe``."""
         display, norm = normalize(email)
+        why = undeliverable(display)
+        if why:
+            raise SubscriberError(f"cannot add {display}: {why}", address=display)
         digest, status, reason = self.email_hash(norm), Status(status), check_reason(reason)
         name = (name or "").strip() or None
+        if control_character(name):
+            raise SubscriberError(f"name has a control character ({control_character(name)})", address=display)
         if name and len(name) > NAME_MAX:
             raise SubscriberError(f"name longer than {NAME_MAX} characters", address=display)
         for _ in range(3):  # PostgreSQL: a concurrent insert of the same address means: look again
@@ -217,6 +231,31 @@ class Store(LedgerOps, FeedbackOps, RateLimitOps, ReportOps, StoreBase):
                     return True
         return False
 
+    def rehash(self, page: int = 2000) -> tuple[int, int]:
+        """Re-key every known address's hash to the current address key, a page per transaction.
+
+        Returns (rows re-keyed, forgotten rows): a forgotten address is not stored, so its
+        hash stays under the key it was written with (matched while that key is configured).
+        """
+        changed, last = 0, 0
+        while True:
+            with self._write() as conn:
+                rows = conn.execute(sa.select(S.c.id, S.c.email_norm, S.c.email_hash).where(
+                    S.c.id > last, S.c.email_norm.is_not(None)).order_by(S.c.id).limit(page)).all()
+                updates = [{"b_id": r.id, "b_hash": h} for r in rows
+                           if (h := self.email_hash(r.email_norm)) != r.email_hash]
+                if updates:
+                    conn.execute(S.update().where(S.c.id == sa.bindparam("b_id"))
+                                 .values(email_hash=sa.bindparam("b_hash")), updates)
+            changed += len(updates)
+            if len(rows) < page:
+                break
+            last = rows[-1].id
+        with self._read() as conn:
+            forgotten = conn.execute(sa.select(sa.func.count()).select_from(S)
+                                     .where(S.c.forgotten_at.is_not(None))).scalar_one()
+        return changed, forgotten
+
     def forget(self, email: str) -> bool:
         """Erase an address's personal data; a keyed hash keeps it suppressed. False if unknown."""
         _, norm = normalize(email)
@@ -236,9 +275,22 @@ class Store(LedgerOps, FeedbackOps, RateLimitOps, ReportOps, StoreBase):
             conn.execute(feedback_events.update().where(feedback_events.c.subscriber_id == sid).values(detail=None))
             # A delivery's error is the server's text, which often quotes the address (550 <x@y>: ...).
             conn.execute(deliveries.update().where(deliveries.c.subscriber_id == sid).values(email=None, error=None))
-            # Test sends (`send --to ADDR`) record the address without a subscriber id.
-            conn.execute(deliveries.update().where(
-                deliveries.c.subscriber_id.is_(None),
-                sa.func.lower(deliveries.c.email).in_({norm, row.email.lower()})).values(email=None, error=None))
+            self._erase_unlinked(conn, norm, row.email)
             conn.execute(list_members.delete().where(list_members.c.subscriber_id == sid))
-            return True
+        self.scrub_files()
+        return True
+
+    def _erase_unlinked(self, conn: sa.Connection, norm: str, typed: str) -> None:
+        """Rows that quote the address without a subscriber id: test sends (`send --to ADDR`,
+        typed in any spelling, so matched on the normalized address) and SES feedback for
+        addresses that were never (or no longer) subscribers (their detail text)."""
+        tests = conn.execute(sa.select(deliveries.c.id, deliveries.c.email).where(
+            deliveries.c.subscriber_id.is_(None), deliveries.c.email.is_not(None))).all()
+        ids = [r.id for r in tests if _same_address(r.email, norm)]
+        for chunk in range(0, len(ids), 500):
+            conn.execute(deliveries.update().where(deliveries.c.id.in_(ids[chunk:chunk + 500]))
+                         .values(email=None, error=None))
+        quoted = sa.or_(*(sa.func.lower(feedback_events.c.detail).contains(spelling, autoescape=True)
+                          for spelling in spellings(norm, typed)))
+        conn.execute(feedback_events.update().where(feedback_events.c.subscriber_id.is_(None), quoted)
+                     .values(detail=None))

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
@@ -24,6 +25,7 @@ from mailer.config import Settings
 from mailer.errors import StoreError, TwirMailError
 from mailer.web import subscribe, unsubscribe, webhook
 from mailer.web.context import Services
+from mailer.web.startup import AccessLog, safe_path
 
 log = logging.getLogger("twir_mail.web")
 
@@ -50,9 +52,11 @@ def _error_handlers(svc: Services) -> dict:
             log.error("database unavailable: %s", exc)
             return svc.unavailable()
         if isinstance(exc, TwirMailError):
-            log.error("%s: %s", type(exc).__name__, exc)
+            # A subscriber error quotes the address: the class name is enough here.
+            log.error("%s on %s %s%s", type(exc).__name__, request.method, safe_path(request.url.path),
+                      "" if getattr(exc, "address", None) else f": {exc}")
         else:
-            log.exception("unexpected error on %s %s", request.method, request.url.path)
+            log.exception("unexpected error on %s %s", request.method, safe_path(request.url.path))
         return svc.pages.message("Something went wrong", "Please try again later.", status=500)
 
     return {HTTPException: http_error, Exception: app_error}
@@ -81,13 +85,20 @@ def create_app(settings: Settings, *, store: Any = None, transport: Any = None,
         Route("/confirm/{token}", subscribe.confirm_post, methods=["POST"]),
         Route("/webhooks/ses", webhook.receive, methods=["POST"]),
     ]
-    app = Starlette(routes=routes, exception_handlers=_error_handlers(svc), lifespan=lifespan)
+    app = Starlette(routes=routes, exception_handlers=_error_handlers(svc), lifespan=lifespan,
+                    middleware=[Middleware(AccessLog)])
     app.state.services = svc
     return app
 
 
 def app_from_env() -> Starlette:
-    """The app with settings from ``TWIR_MAIL_*`` (and the file ``TWIR_MAIL_CONFIG`` names)."""
-    from mailer.config import load_settings
+    """The app with settings from ``TWIR_MAIL_*`` (and the file ``TWIR_MAIL_CONFIG`` names).
 
-    return create_app(load_settings())
+    What every deployment runs (serve, systemd, Docker, Lambda), so it is where the development
+    secret is refused on a public URL (ConfigError)."""
+    from mailer.config import load_settings
+    from mailer.web.startup import check_can_serve
+
+    settings = load_settings()
+    check_can_serve(settings)
+    return create_app(settings)

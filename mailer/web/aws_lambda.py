@@ -11,7 +11,12 @@ first event, and reused by later invocations.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+from mailer.errors import TwirMailError
+
+log = logging.getLogger("twir_mail.web")
 
 _handler = None
 
@@ -28,5 +33,10 @@ def _build():
 def handler(event: dict, context: Any) -> dict:
     global _handler
     if _handler is None:
-        _handler = _build()
+        try:
+            _handler = _build()
+        except TwirMailError as exc:
+            # One line in the function's log, not a traceback; every event fails until it is fixed.
+            log.critical("error: %s", exc)
+            raise SystemExit(f"error: {exc}") from None
     return _handler(event, context)

@@ -7,21 +7,26 @@ as a 503 page instead of a crash at start-up.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
+import time
 from typing import Any, Callable
 
 import anyio
 import anyio.to_thread
 
 from mailer.config import Settings
-from mailer.errors import TokenError
+from mailer.errors import StoreError, TokenError
 from mailer.aws.sns import SnsVerifier
 from mailer.tokens import Signer, TokenData
 from mailer.web.pages import Pages
 
 log = logging.getLogger("twir_mail.web")
 CONFIRM_MAX_AGE = 7 * 24 * 3600  # confirmation links expire after a week
+# SNS retries a delivery for up to about a day (its HTTP retry policy at most hours): a MessageId
+# older than this will not come back, so its de-duplication row can go.
+SNS_ID_KEEP = dt.timedelta(days=7)
 # Concurrent database calls per process (see run_db). PostgreSQL: at most the engine's
 # pool_size (mailer/store/engine.py), so no call waits for, or churns, an overflow connection;
 # commits wait on the WAL flush, and more of them in flight share one flush.
@@ -52,10 +57,10 @@ class Services:
     def __init__(self, settings: Settings, *, store: Any = None, transport: Any = None,
                  sns_fetcher: Callable[[str], bytes] | None = None):
         self.settings = settings
-        self.signer = Signer(settings.secret_key)
+        self.signer = Signer.from_settings(settings)
         self.pages = Pages(settings)
         self.verifier = SnsVerifier(settings, fetcher=sns_fetcher)
-        self.fetch = self.verifier.fetcher  # also GETs SubscribeURLs (host-checked first)
+        self.fetch = self.verifier.fetcher  # certificates (subscriptions are confirmed through the SNS API)
         self.base_url = settings.web.base_url.rstrip("/")
         self._store = store
         self._owns_store = store is None
@@ -64,6 +69,7 @@ class Services:
         self._lock = threading.Lock()
         self._list_titles: dict[int, str] = {}
         self._db_limiter: anyio.CapacityLimiter | None = None
+        self._pruned_at: float | None = None
 
     # -- lazily opened resources ------------------------------------------------
     def _lazy(self, attr: str, open_it):
@@ -105,6 +111,31 @@ class Services:
         if self._db_limiter is None:
             self._db_limiter = anyio.CapacityLimiter(DB_THREADS.get(self.store.dialect, 4))
         return await anyio.to_thread.run_sync(fn, *args, limiter=self._db_limiter)
+
+    def prune_if_due(self, every: float = 3600.0) -> None:
+        """Delete aged rate-limit events and SNS MessageIds, at most once an hour per process
+        (called from request threads; cheap when not due)."""
+        now = time.monotonic()
+        if self._pruned_at is not None and now - self._pruned_at < every:
+            return
+        self._pruned_at = now
+        web = self.settings.web
+        longest = dt.timedelta(days=max(web.confirmation_window_days, 1), hours=1)
+        try:
+            self.store.prune_web_tables(rate_older_than=longest, sns_older_than=SNS_ID_KEEP)
+        except StoreError as exc:
+            log.warning("pruning old rate-limit and SNS rows failed: %s", exc)
+
+    def confirm_sns_subscription(self, topic_arn: str, token: str) -> None:
+        """SNS ConfirmSubscription with AuthenticateOnUnsubscribe (as django-anymail does), not a GET
+        of SubscribeURL: then only a signed AWS request can detach the webhook, not whoever holds
+        the unsubscribe link found in every notification. Raises AwsError."""
+        from mailer.aws.client import aws_errors, client
+
+        region = topic_arn.split(":")[3] if topic_arn.count(":") >= 5 else None  # the topic's own region
+        sns = client(self.settings, "sns", region=region)
+        with aws_errors("SNS ConfirmSubscription"):
+            sns.confirm_subscription(TopicArn=topic_arn, Token=token, AuthenticateOnUnsubscribe="true")
 
     # -- helpers ------------------------------------------------------------------
     def check_token(self, token: str, purpose: int, max_age: float | None = None) -> TokenData | None:

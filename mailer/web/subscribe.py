@@ -55,6 +55,7 @@ class Answer(enum.Enum):
     SENT = "sent"  # "check your inbox": the same page whether or not a mail goes out
     LIMITED = "limited"  # this client asked too often: 429
     INVALID = "invalid"  # not an address: the form again, with the reason
+    UNUSABLE = "unusable"  # an address we could never deliver to or safely export: the form, with why
 
 
 Outcome = tuple[Answer, "tuple[Subscriber, int] | None"]  # (what to answer, whom to mail on which list)
@@ -100,23 +101,33 @@ def request_confirmation(svc: Services, sub: Subscriber, list_id: int, client: s
 
 
 def _limit(svc: Services, norm: str, client: str) -> Answer | None:
-    """None if a mail may go out; else the answer to give (the address limit is silent: SENT)."""
-    addr_key = f"sub-addr:{svc.store.email_hash(norm)}"
+    """None if a mail may go out; else the answer to give (the address limits are silent: SENT).
+
+    Per address, the long window keeps the confirmation mail's promise: "if you did not ask
+    for this, ignore this message: ... we will not write again"."""
+    web = svc.settings.web
+    digest = svc.store.email_hash(norm)
     client_key = f"sub-client:{client}"[:100]
-    full = svc.store.rate_hit([addr_key, client_key], limit=svc.settings.web.subscribe_rate_per_hour,
-                              window=WINDOW)
+    rules = {client_key: (web.subscribe_rate_per_hour, WINDOW),
+             f"sub-addr:{digest}": (web.subscribe_rate_per_hour, WINDOW),
+             f"sub-addr-long:{digest}"[:100]: (web.confirmations_per_address,
+                                               dt.timedelta(days=web.confirmation_window_days))}
+    svc.prune_if_due()
+    full = svc.store.rate_hit(rules)
     if client_key in full:
         return Answer.LIMITED
-    return Answer.SENT if addr_key in full else None
+    return Answer.SENT if full else None
 
 
 def _subscribe(svc: Services, email: str, honeypot: str, client: str) -> Outcome:
-    from mailer.store.addresses import normalize
+    from mailer.store.addresses import formula_leading, normalize, undeliverable
 
     try:
         display, norm = normalize(email)
     except SubscriberError:
         return Answer.INVALID, None
+    if undeliverable(display) or formula_leading(display):
+        return Answer.UNUSABLE, None
     if honeypot:
         return Answer.SENT, None  # a bot: same page, nothing stored or sent
     limited = _limit(svc, norm, client)
@@ -171,16 +182,22 @@ async def submit(request: Request):
     if outcome[0] is Answer.INVALID:
         return svc.pages.page("subscribe.html", status=400, action="/subscribe",
                               error="That does not look like an email address.")
+    if outcome[0] is Answer.UNUSABLE:
+        return svc.pages.page("subscribe.html", status=400, action="/subscribe", error=(
+            "We cannot send to this address: our mail service accepts only plain ASCII letters before the @, "
+            "and not =, +, - or @ as the first character. Please use another address."))
     return answer(svc, outcome)
 
 
-def _confirm(svc: Services, subscriber_id: int, list_id: int, issued_at: int) -> bool:
+def _confirm(svc: Services, subscriber_id: int, list_id: int, issued_at: float, version: int = 2) -> bool:
     sub = svc.store.get_by_id(subscriber_id)
     if sub is None or sub.email is None:
         return False
-    # An unsubscribe, bounce or complaint after the link was mailed outranks it:
-    # an old confirmation link must not undo a later "stop".
-    if sub.status.suppressed and sub.updated_at.timestamp() > issued_at + 1:
+    # An unsubscribe, bounce or complaint after the link was mailed outranks it: an old
+    # confirmation link must not undo a later "stop". Tokens carry microseconds (exact order);
+    # links mailed before that carry whole seconds: those keep the second of slack they had.
+    slack = 0.0 if version >= 2 else 1.0
+    if sub.status.suppressed and sub.updated_at.timestamp() > issued_at + slack:
         return False
     svc.store.join_list(list_id, sub.id)  # False if the list is gone: the subscription still counts
     if sub.status is not Status.SUBSCRIBED:
@@ -202,7 +219,8 @@ async def confirm_post(request: Request):
     svc: Services = request.app.state.services
     data = svc.check_token(request.path_params["token"], CONFIRM, max_age=CONFIRM_MAX_AGE)
     await drain(request)
-    if data is None or not await svc.run_db(_confirm, svc, data.subscriber_id, data.list_id, data.issued_at):
+    if data is None or not await svc.run_db(_confirm, svc, data.subscriber_id, data.list_id, data.issued_at,
+                                                       data.version):
         return svc.invalid_link()
     title = await svc.run_db(svc.list_title, data.list_id)
     return svc.pages.message("You are subscribed", f"Welcome to {title}! The next issue will be in your inbox.")

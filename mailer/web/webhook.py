@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 
 from mailer.feedback import apply as applyfeedback
+from mailer.aws.client import AwsError
 from mailer.errors import WebhookError
 from mailer.aws.sns import MAX_BODY, parse_sns_body
 from mailer.feedback.events import parse_ses_events
@@ -55,19 +56,20 @@ async def _read(request: Request) -> bytes:
 
 
 def _confirm_subscription(svc: Services, doc: dict) -> None:
-    url = svc.verifier.check_subscribe_url(str(doc.get("SubscribeURL", "")))
+    token = doc.get("Token")
+    if not isinstance(token, str) or not token:
+        raise WebhookError("SubscriptionConfirmation without Token", status=400)
     try:
-        svc.fetch(url)
-    except WebhookError:
-        raise
-    except Exception as exc:
+        svc.confirm_sns_subscription(doc["TopicArn"], token)
+    except AwsError as exc:
         # 502 so SNS retries the confirmation later.
-        raise WebhookError(f"cannot confirm subscription: {type(exc).__name__}", status=502) from None
+        raise WebhookError(f"cannot confirm subscription: {exc.message}", status=502) from None
     log.info("confirmed SNS subscription to %s", doc["TopicArn"])
 
 
 def _handle(svc: Services, doc: dict) -> str:
     svc.verifier.verify(doc)  # fetches the certificate: blocking, so run in a thread
+    svc.prune_if_due()  # sns_messages grows with every notification: drop ids SNS will not resend
     kind = doc["Type"]
     if kind == "SubscriptionConfirmation":
         _confirm_subscription(svc, doc)
@@ -88,9 +90,11 @@ async def receive(request: Request):
                                  headers={"WWW-Authenticate": 'Basic realm="twir-mail"'})
     try:
         doc = parse_sns_body(await _read(request))
-        header = request.headers.get("x-amz-sns-message-type")
-        if header is not None and header != doc["Type"]:
-            raise WebhookError("x-amz-sns-message-type does not match the body", status=400)
+        # SNS sends both headers; whatever sends them must agree with the signed body.
+        for name, key in (("x-amz-sns-message-type", "Type"), ("x-amz-sns-message-id", "MessageId")):
+            header = request.headers.get(name)
+            if header is not None and header != doc[key]:
+                raise WebhookError(f"{name} does not match the body", status=400)
         return _text(200, await run_in_threadpool(_handle, svc, doc))
     except WebhookError as exc:
         log.warning("webhook refused (%s): %s", exc.status, exc.message)

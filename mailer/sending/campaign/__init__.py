@@ -15,7 +15,7 @@ from mailer.errors import CampaignError
 from mailer.models import Campaign, CampaignKind, CampaignStatus, DeliveryStatus as DS, Rendered, Status
 from mailer.sending.campaign.guard import Guard
 from mailer.sending.campaign.sender import Progress, Report, Sender
-from mailer.sending.message import MessageTemplate
+from mailer.sending.message import SAMPLE_TOKEN, MessageTemplate
 from mailer.sending.transport import Transport, check_sendable
 from mailer.store import Store
 from mailer.store.engine import utcnow
@@ -44,10 +44,16 @@ def start(store: Store, rendered: Rendered, settings: Settings, transport: Trans
     """A new campaign with its recipients frozen; a second real send of an issue to a list is refused."""
     if not transport.local:
         check_sendable(settings)
-    return store.create_campaign(kind=CampaignKind.TEST if test else CampaignKind.SEND, issue_number=rendered.issue.number,
-                         issue_path=str(rendered.issue.path.resolve()), list_name=list_name,
-                         subject=subject_prefix(settings, test) + rendered.subject,
-                         transport=transport.name, html_bytes=rendered.html_bytes, addresses=list(addresses))
+    # Build first, record after: an issue or address that cannot become a message must not
+    # leave a campaign `sending` with every row queued.
+    template = template_for(rendered, settings, test, list_name=list_name)
+    template.sample()
+    for address in addresses:
+        template.build(address, SAMPLE_TOKEN)
+    return store.create_campaign(kind=CampaignKind.TEST if test else CampaignKind.SEND,
+                                 issue_number=rendered.issue.number, issue_path=str(rendered.issue.path.resolve()),
+                                 list_name=list_name, subject=subject_prefix(settings, test) + rendered.subject,
+                                 transport=transport.name, html_bytes=rendered.html_bytes, addresses=list(addresses))
 
 
 def resume(store: Store, campaign_id: int | None, *, issue_number: int | None = None, list_name: str = "main",
@@ -110,7 +116,7 @@ def dry_run(store: Store, rendered: Rendered, settings: Settings, list_name: str
     """Build every message of a send (list members and/or test addresses) without recording or
     handing anything over. Returns (messages, total bytes, seconds)."""
     template = template_for(rendered, settings, test, list_name=list_name)
-    signer = Signer(settings.secret_key)
+    signer = Signer.from_settings(settings)
     list_id = store.list_id(list_name) if list_name else 0
     started, n, size = time.monotonic(), 0, 0
     members = store.iter_subscribers(list_name, Status.SUBSCRIBED) if list_name else ()

@@ -136,7 +136,7 @@ class Sender:
         self.workers = workers or settings.send.workers
         self.batch = batch_size(self.workers, rate)
         self.limiter = RateLimiter(rate)
-        self.signer = Signer(settings.secret_key)
+        self.signer = Signer.from_settings(settings)
         self.on_progress = on_progress or (lambda p: None)
         self.tags = {"campaign": str(campaign.id), "issue": str(campaign.issue_number)}
         self.work: queue.Queue[Claim | None] = queue.Queue()

@@ -38,7 +38,8 @@ class OutboxTransport(Transport):
             self._ensure_dir()
         msg_id = uuid.uuid4().hex[:16]
         prefix = "-".join(_UNSAFE.sub("_", tags[k]) for k in ("issue", "campaign") if k in tags)
-        name = f"{prefix + '-' if prefix else ''}{_UNSAFE.sub('_', recipient)[:100]}-{msg_id}.eml"
+        # No recipient in the name: a file name outlives `forget` (the To: header is inside).
+        name = f"{prefix + '-' if prefix else ''}{msg_id}.eml"
         final = self.dir / name
         try:
             with atomic_open(final) as fh:

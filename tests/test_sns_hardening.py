@@ -1,0 +1,71 @@
+"""Issue 11: SNS subscriptions confirmed through the API with authenticated unsubscribe, the
+message-id header checked, failed certificate fetches cached briefly."""
+
+from __future__ import annotations
+
+import pytest
+
+from mailer.aws import client as aws_client
+from mailer.aws.sns import SnsVerifier
+from mailer.config import with_overrides
+from mailer.errors import WebhookError
+from tests.fixtures.sns import TOPIC
+from tests.test_web_webhook import HEADERS, post, ses
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """The parameters of every SNS call the app makes (the calls themselves go to moto)."""
+    seen: list[tuple[str, dict]] = []
+    real = aws_client.client
+
+    def recording(settings, service, **kw):
+        built = real(settings, service, **kw)
+        built.meta.events.register("provide-client-params.sns.*",
+                                   lambda params, model, **_: seen.append((model.name, dict(params))))
+        return built
+
+    monkeypatch.setattr(aws_client, "client", recording)
+    return seen
+
+
+def test_confirmation_uses_confirm_subscription_with_authenticated_unsubscribe(start_web, db_settings,
+                                                                                sns_signer, moto, calls):
+    sns = moto.client("sns")
+    sns.create_topic(Name=TOPIC.rsplit(":", 1)[1])
+    live = start_web(sns_fetcher=sns_signer.fetch, settings=with_overrides(db_settings, ses={"endpoint_url": moto.url}))
+    doc = sns_signer.confirmation("https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=t")
+    r = post(live, doc, headers={**HEADERS, "x-amz-sns-message-type": "SubscriptionConfirmation"})
+    assert r.status_code == 200
+    assert calls == [("ConfirmSubscription", {"TopicArn": TOPIC, "Token": doc["Token"],
+                                               "AuthenticateOnUnsubscribe": "true"})]
+
+
+def test_message_id_header_must_match_the_body(live, sns_signer):
+    sub, _ = live.add("complainer@example.com")
+    doc = sns_signer.notification(ses("complaint-event"))
+    r = post(live, doc, headers={**HEADERS, "x-amz-sns-message-id": "another-id"})
+    assert r.status_code == 400 and "x-amz-sns-message-id" in r.text
+    assert live.store.get_by_id(sub.id).status.value == "subscribed"
+    assert post(live, doc, headers={**HEADERS, "x-amz-sns-message-id": doc["MessageId"]}).status_code == 200
+
+
+def test_failed_certificate_fetches_are_cached_briefly(settings, sns_signer, monkeypatch):
+    asked: list[str] = []
+
+    def down(url: str) -> bytes:
+        asked.append(url)
+        raise TimeoutError("no answer")
+
+    verifier = SnsVerifier(with_overrides(settings, webhook={"topic_arns": [TOPIC]}), fetcher=down)
+    doc = sns_signer.notification(ses("complaint-event"))
+    for _ in range(5):
+        with pytest.raises(WebhookError, match="cannot load signing certificate: TimeoutError"):
+            verifier.verify(doc)
+    assert len(asked) == 1  # one fetch, not one per message
+    from mailer.aws import sns as sns_module
+
+    clock = [sns_module.time.monotonic() + sns_module.FAILED_FETCH_TTL + 1]
+    monkeypatch.setattr(sns_module.time, "monotonic", lambda: clock[0])
+    verifier.fetcher = sns_signer.fetch  # back up: after the pause it is fetched again
+    assert verifier.verify(doc) is doc
