@@ -22,6 +22,7 @@ PACKAGE = ROOT / "mailer"
 LAYERS: list[tuple[str, ...]] = [
     ("mailer.errors",),
     ("mailer.config", "mailer.models", "mailer.atomicfile"),
+    ("mailer.keys",),  # keys derived per purpose from the secrets: the store's address hash, tokens
     ("mailer.issue",),
     ("mailer.store",),
     ("mailer.migrations",),  # Alembic's scripts read the store's schema
