@@ -101,6 +101,9 @@ poll();
 """
 
 
+WATCH_READY_S = 5.0  # at most this long for the file watch to be set up at start
+
+
 class PreviewState:
     """The rendered issue, re-rendered by a watcher thread whenever the file changes."""
 
@@ -116,6 +119,7 @@ class PreviewState:
         self.sizes = ""
         self.error = ""
         self._stop = threading.Event()
+        self._watching = threading.Event()
         self._watcher: threading.Thread | None = None
 
     def refresh(self) -> None:
@@ -137,9 +141,11 @@ class PreviewState:
             self.version += 1
 
     def watch(self) -> None:
-        """Start re-rendering on every change of the file (until ``close``)."""
+        """Start re-rendering on every change of the file (until ``close``); returns once the
+        operating system watches it, so a change right after start-up is not missed."""
         self._watcher = threading.Thread(target=self._watch, name="preview-watch", daemon=True)
         self._watcher.start()
+        self._watching.wait(timeout=WATCH_READY_S)
 
     def _watch(self) -> None:
         import watchfiles
@@ -147,10 +153,15 @@ class PreviewState:
         # The folder, not the file: an editor saving through a rename replaces the file's inode.
         name = self.path.name
         try:
-            for _ in watchfiles.watch(self.path.parent, watch_filter=lambda _, changed: Path(changed).name == name,
-                                      recursive=False, stop_event=self._stop, raise_interrupt=False):
-                self.refresh()
+            # yield_on_timeout: an empty set now and then, the first one saying the watch is set up.
+            for changes in watchfiles.watch(self.path.parent, recursive=False, stop_event=self._stop,
+                                            watch_filter=lambda _, changed: Path(changed).name == name,
+                                            raise_interrupt=False, yield_on_timeout=True, rust_timeout=200):
+                self._watching.set()
+                if changes:
+                    self.refresh()
         except Exception as exc:  # noqa: BLE001 - e.g. the OS watch limit: say so in the page
+            self._watching.set()  # nothing to wait for
             with self.lock:
                 self.error = f"{self.path}: cannot watch for changes: {exc}"
                 self.version += 1
