@@ -52,21 +52,10 @@ def cli(ctx: click.Context, config: str | None, debug: bool) -> None:
 @cli.command("config")
 @pass_ctx
 def show_config(ctx: Context) -> None:
-    """Show the effective settings (secrets masked) and where they came from."""
-    from mailer.config import iter_settings
+    """Show every setting as TOML: its value and where it came from (secrets masked)."""
+    from mailer.config import as_toml
 
-    s = ctx.settings
-    click.echo(f"# config file: {s.config_path or '(none: built-in defaults)'}")
-    click.echo(f"# relative paths from: {s.base_dir}")
-    current = None
-    for section, key, f in iter_settings():
-        if section != current:
-            click.echo(f"\n[{section}]")
-            current = section
-        click.echo(f"{key} = {getattr(getattr(s, section), f.name)!r}")
-    click.echo(f"\n# TWIR_MAIL_SECRET_KEY: {'set' if s.has_real_secret else 'not set (development placeholder)'}")
-    click.echo(f"# TWIR_MAIL_SMTP_PASSWORD: {'set' if s.smtp_password else 'not set'}")
-    click.echo(f"# TWIR_MAIL_WEBHOOK_PASSWORD: {'set' if s.webhook_password else 'not set'}")
+    click.echo(as_toml(ctx.settings), nl=False)
 
 
 def _register() -> None:

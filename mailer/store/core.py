@@ -10,7 +10,7 @@ from typing import Iterator
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from mailer.config import Settings
+from mailer.config import Settings, mask
 from mailer.errors import StoreError, SubscriberError
 from mailer.models import HistoryEntry, Status, Subscriber
 from mailer.store import migrate
@@ -87,7 +87,7 @@ class StoreBase:
         raise StoreError("database is not up to date: run `twir-mail db upgrade`")
 
     def _safe_url(self) -> str:
-        return sa.engine.make_url(self.url).render_as_string(hide_password=True)
+        return mask(self.url)
 
     # -- transactions ------------------------------------------------------
     @contextmanager
