@@ -272,6 +272,51 @@ def as_toml(settings: Settings) -> str:
     return "\n".join(lines) + "\n"
 
 
+def unconfigured_paths(settings: Settings, *, outbox: bool = False) -> list[tuple[str, Path]]:
+    """What a command is about to create on built-in defaults alone (no config file, no
+    environment setting): ("database", file) and, with ``outbox``, ("outbox", folder)."""
+    if settings.config_path is not None:
+        return []
+    found = []
+    url = settings.database_url
+    if origin(settings, "database.url") == "default" and url.startswith("sqlite:///"):
+        db = Path(url[len("sqlite:///"):])
+        if not db.exists():
+            found.append(("database", db))
+    if (outbox and settings.transport.kind == "outbox" and origin(settings, "outbox.dir") == "default"
+            and not settings.outbox_dir.exists()):
+        found.append(("outbox", settings.outbox_dir))
+    return found
+
+
+# Written uncommented by `init`: where the files go, and the local outbox (nothing leaves).
+_INIT_SET = {("database", "url"), ("transport", "kind"), ("outbox", "dir")}
+
+
+def config_template() -> str:
+    """A new twir-mail.toml (`init`): every setting documented from its declaration,
+    commented out at its default except the few a new editor should see set."""
+    import tomli_w
+
+    out = ["# twir-mail settings, written by `twir-mail init`. Every setting is listed with its",
+           "# meaning; commented ones are at their default. `twir-mail config` shows the values in",
+           "# effect and where each came from. Environment variables TWIR_MAIL_<SECTION>_<KEY>",
+           "# override this file. Relative paths are relative to this file's folder.",
+           "#",
+           "# Secrets are never read from this file, only from the environment:",
+           "#   TWIR_MAIL_SECRET_KEY (required for smtp/ses sends), TWIR_MAIL_SMTP_PASSWORD,",
+           "#   TWIR_MAIL_WEBHOOK_PASSWORD. AWS credentials come from boto3's usual chain."]
+    current = None
+    for section, key, f in iter_settings():
+        if section != current:
+            out += ["", f"[{section}]"]
+            current = section
+        default = f.default_factory() if callable(f.default_factory) else f.default
+        line = tomli_w.dumps({key: default}).strip()
+        out += [f"# {f.metadata['doc']}", line if (section, key) in _INIT_SET else f"# {line}"]
+    return "\n".join(out) + "\n"
+
+
 # -- loading ------------------------------------------------------------------
 
 def find_config(explicit: str | Path | None, env: Mapping[str, str]) -> Path | None:

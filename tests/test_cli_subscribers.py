@@ -27,7 +27,8 @@ def cli_db(run_cli, store_url):
 
 def one_line_error(r, code: int = 1) -> str:
     assert r.code == code, (r.out, r.err)
-    lines = r.err.strip().splitlines()
+    # Without a config the first command also notes where it created the database.
+    lines = [line for line in r.err.strip().splitlines() if not line.startswith("note: ")]
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in r.err, r.err
     return lines[0]
 

@@ -13,11 +13,11 @@ import sys
 
 import click
 
-from mailer.config import Settings, load_settings
+from mailer.config import CONFIG_NAME, Settings, load_settings
 from mailer.errors import TwirMailError
 
 # Command modules, imported lazily so `twir-mail render` stays fast to start.
-COMMAND_MODULES = ("render", "subscribers", "db", "send", "web", "ses")
+COMMAND_MODULES = ("init", "render", "subscribers", "db", "send", "web", "ses")
 
 
 class Context:
@@ -33,6 +33,21 @@ class Context:
         if self._settings is None:
             self._settings = load_settings(self.config)
         return self._settings
+
+    def store(self, *, outbox: bool = False, upgrade: bool | None = None):
+        """Open the database; first say where files are created when no config chose it."""
+        from mailer.store import open_store
+
+        self.note_unconfigured(outbox=outbox)
+        return open_store(self.settings, upgrade=upgrade)
+
+    def note_unconfigured(self, *, outbox: bool = False) -> None:
+        """No twir-mail.toml: a database or outbox must not appear silently in the current folder."""
+        from mailer.config import unconfigured_paths
+
+        for what, path in unconfigured_paths(self.settings, outbox=outbox):
+            click.echo(f"note: no {CONFIG_NAME} found (here or --config): creating the {what} at {path} "
+                       "(`twir-mail init` writes a config)", err=True)
 
 
 pass_ctx = click.make_pass_decorator(Context)

@@ -24,9 +24,7 @@ def register(cli: click.Group) -> None:
 
 
 def _open(ctx):
-    from mailer.store import open_store
-
-    return open_store(ctx.settings)
+    return ctx.store()
 
 
 def _validated(emails) -> list[str]:

@@ -18,12 +18,11 @@ def serve(ctx, host: str | None, port: int | None, workers: int, forwarded_allow
     """Serve the web app (unsubscribe, subscribe, /webhooks/ses) with uvicorn."""
     import uvicorn
 
-    from mailer.store import open_store
     from mailer.web import create_app
 
     settings = ctx.settings
     # Fail now, with one line, if the database is unreachable or not upgraded.
-    open_store(settings).close()
+    ctx.store().close()
     host = host or settings.web.host
     port = settings.web.port if port is None else port
     click.echo(f"serving on http://{host}:{port} (public URL {settings.web.base_url})", err=True)

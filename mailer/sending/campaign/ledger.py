@@ -126,8 +126,13 @@ def create(store: Store, *, kind: str, issue_number: int, issue_path: str, list_
 
 def _new_addresses(conn, cid: int, addresses: list[str]) -> list[str]:
     """Test-send addresses not already frozen (as a list member or typed twice, in any case)."""
-    seen = {normalize(e)[1] for e in conn.execute(sa.select(D.c.email).where(D.c.campaign_id == cid)).scalars()
-            if e}
+    return only_new(addresses, conn.execute(sa.select(D.c.email).where(D.c.campaign_id == cid)).scalars())
+
+
+def only_new(addresses, emails) -> list[str]:
+    """``addresses`` minus those already among ``emails`` or typed earlier, compared normalised
+    (the one rule for "the same recipient" of a test send: counted, built and frozen once)."""
+    seen = {normalize(e)[1] for e in emails if e}
     out = []
     for address in addresses:
         key = normalize(address)[1]
