@@ -251,3 +251,15 @@ def test_bounced_forgotten_and_removed_recipients_are_skipped(store, db_settings
     reasons = sorted(why for _, _, why in ledger.failures(store, c.id))
     assert reasons == ["address was forgotten", "subscriber is bounced", "subscriber left the list"]
     assert report.status == CampaignStatus.DONE
+
+
+def test_progress_and_summary_report_the_same_rate(store, db_settings):
+    """The bar's last figure and the summary printed after it are one measurement, not two."""
+    add_subscribers(store, 12)
+    rendered, transport = make_rendered(), open_transport(db_settings)
+    c = cmp.start(store, rendered, db_settings, transport, list_name="main")
+    shown = []
+    report = cmp.deliver(store, c, rendered, transport, db_settings, rate=None,
+                         on_progress=lambda p: shown.append((p.sent, p.rate)))
+    assert shown[-1] == (12, report.progress.rate) and report.progress.rate > 0
+    assert report.progress.elapsed == report.progress.elapsed  # stopped with the run

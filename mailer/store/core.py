@@ -137,6 +137,11 @@ class StoreBase:
             raise SubscriberError(f"unknown list {name!r}: lists are {', '.join(self.list_names())}")
         return found
 
+    def list_name(self, list_id: int) -> str | None:
+        """The name of list ``list_id`` (None: no such list, e.g. the 0 of a test send's token)."""
+        with self._read() as conn:
+            return conn.execute(sa.select(lists.c.name).where(lists.c.id == list_id)).scalar()
+
     def list_names(self) -> list[str]:
         with self._read() as conn:
             return list(conn.execute(sa.select(lists.c.name).order_by(lists.c.id)).scalars())
@@ -186,6 +191,12 @@ class StoreBase:
             for status, n in conn.execute(query.group_by(S.c.status)):
                 counts[status] = n
         return counts
+
+    def forgotten_count(self) -> int:
+        """Rows erased by `forget` (kept as a keyed hash so they stay suppressed; on no list)."""
+        with self._read() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(S)
+                                .where(S.c.email_norm.is_(None))).scalar_one()
 
     def iter_subscribers(self, list_name: str | None = None, status: Status | str | None = None
                          ) -> Iterator[Subscriber]:

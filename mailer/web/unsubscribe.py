@@ -30,7 +30,8 @@ def do_unsubscribe(svc: Services, subscriber_id: int, list_id: int) -> str:
     """Unsubscribe (if still receiving mail); returns the list title for the page."""
     # Already suppressed (bounced, complained, unsubscribed) or forgotten: nothing to do.
     if not _state(svc, subscriber_id):
-        svc.store.set_status(subscriber_id, Status.UNSUBSCRIBED, reason=REASON, detail=f"list {list_id}")
+        name = svc.store.list_name(list_id)  # the history is read by people: a name, not an id
+        svc.store.set_status(subscriber_id, Status.UNSUBSCRIBED, reason=REASON, detail=name and f"list {name}")
     return svc.list_title(list_id)
 
 

@@ -42,6 +42,7 @@ class Progress:
     skipped: int = 0
     retries: int = 0
     started: float = field(default_factory=time.monotonic)
+    stopped: float | None = None  # set when the run ends: the figures stop moving
 
     @property
     def finished(self) -> int:
@@ -49,7 +50,9 @@ class Progress:
 
     @property
     def elapsed(self) -> float:
-        return time.monotonic() - self.started
+        # Frozen at the end, so the progress bar's last rate and the summary printed after
+        # it (a moment later) are the same figure.
+        return (self.stopped or time.monotonic()) - self.started
 
     @property
     def rate(self) -> float:
@@ -238,6 +241,7 @@ class Sender:
             status = CampaignStatus.PAUSED
             self.stop.set("unsent recipients remain")
         ledger.set_status(self.store, self.campaign.id, status, self.stop.reason)
+        progress.stopped = time.monotonic()
         self.on_progress(progress)
         return Report(ledger.get(self.store, self.campaign.id), progress, counts, status,
                       self.stop.reason, self.stop.interrupted)
