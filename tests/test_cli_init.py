@@ -73,3 +73,13 @@ def test_without_a_config_a_send_names_the_outbox_it_creates(run_cli, workdir):
     assert r.code == 0, r.err
     assert f"creating the outbox at {workdir / 'outbox'}" in r.err
     assert len(list((workdir / "outbox").glob("*.eml"))) == 1
+
+
+def test_init_elsewhere_names_the_config_in_the_next_commands(run_cli, workdir):
+    r = run_cli("--config", "conf/newsletter.toml", "init", "--preview-address", "me@example.org")
+    assert r.code == 2 and "conf/newsletter.toml: cannot create" in r.err  # no such folder: one line
+    (workdir / "conf").mkdir()
+    r = run_cli("--config", "conf/newsletter.toml", "init", "--preview-address", "me@example.org")
+    assert r.code == 0, r.err
+    assert "twir-mail --config conf/newsletter.toml send --to preview ISSUE.md" in r.out
+    assert (workdir / "conf" / "twir-mail.db").exists()  # relative to the config, as documented

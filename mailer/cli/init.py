@@ -42,8 +42,10 @@ def _write_new(path: Path, text: str) -> None:
 
 
 def _next_steps(path: Path) -> list[str]:
-    config = "" if path.resolve() == (Path.cwd() / path.name).resolve() and path.name == "twir-mail.toml" \
-        else f" --config {path}"
+    from mailer.config import CONFIG_NAME
+
+    # Found without --config only as ./twir-mail.toml.
+    config = "" if path.resolve() == Path(CONFIG_NAME).resolve() else f" --config {path}"
     return [f"twir-mail{config} check ISSUE.md              # lint the issue before anything else",
             f"twir-mail{config} preview ISSUE.md            # desktop, mobile, dark and text views, live",
             f"twir-mail{config} send --to preview ISSUE.md  # a test send to the preview list"]
