@@ -34,11 +34,11 @@ class Context:
             self._settings = load_settings(self.config)
         return self._settings
 
-    def store(self, *, outbox: bool = False, upgrade: bool | None = None):
-        """Open the database; first say where files are created when no config chose it."""
+    def store(self, *, upgrade: bool | None = None):
+        """Open the database; first say where it is created when no config chose the place."""
         from mailer.store import open_store
 
-        self.note_unconfigured(outbox=outbox)
+        self.note_unconfigured()
         return open_store(self.settings, upgrade=upgrade)
 
     def note_unconfigured(self, *, outbox: bool = False) -> None:

@@ -132,7 +132,7 @@ def _send(ctx, issue, list_name, yes, dry_run, rate, force, resume, resend_unkno
         raise click.UsageError("give an ISSUE file, or --resume CAMPAIGN_ID")
     if resuming and (to or dry_run):
         raise click.UsageError("--resume cannot be combined with --to or --dry-run")
-    with ctx.store(outbox=True) as store:
+    with ctx.store() as store:
         if resuming:
             found, requeued = _prepare_resume(store, campaign_id, issue, list_name, resend_unknown)
             if requeued:
@@ -172,6 +172,7 @@ def _send(ctx, issue, list_name, yes, dry_run, rate, force, resume, resend_unkno
                 rate = _rate(settings, transport, rate)
             counts = cmp.ledger.counts(store, campaign.id)
             bar, update = _progress_bar(sum(counts.values()), sum(counts.values()) - counts["queued"])
+            ctx.note_unconfigured(outbox=True)  # only now is a message about to be written
             with bar:
                 report = cmp.deliver(store, campaign, rendered, transport, settings, rate=rate, on_progress=update)
         finally:
