@@ -9,7 +9,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
-from mailer.config import Settings
+from mailer.config import Settings, mask
 from mailer.errors import TwirMailError
 
 
@@ -54,7 +54,8 @@ def aws_errors(action: str) -> Iterator[None]:
     except bx.NoRegionError:
         raise AwsError(f"{action}: no AWS region: set ses.region (TWIR_MAIL_SES_REGION)") from None
     except bx.EndpointConnectionError as exc:
-        raise AwsError(f"{action}: cannot reach the AWS endpoint {getattr(exc, 'kwargs', {}).get('endpoint_url', '')}".rstrip()
+        endpoint = mask(getattr(exc, "kwargs", {}).get("endpoint_url", ""))
+        raise AwsError(f"{action}: cannot reach the AWS endpoint {endpoint}".rstrip()
                        + " (check ses.endpoint_url, ses.region and the network)") from None
     except bx.ClientError as exc:
         message = exc.response.get("Error", {}).get("Message", "") or str(exc)

@@ -18,6 +18,7 @@ def serve(ctx, host: str | None, port: int | None, workers: int, forwarded_allow
     """Serve the web app (unsubscribe, subscribe, /webhooks/ses) with uvicorn."""
     import uvicorn
 
+    from mailer.config import mask
     from mailer.web import create_app
 
     settings = ctx.settings
@@ -25,7 +26,7 @@ def serve(ctx, host: str | None, port: int | None, workers: int, forwarded_allow
     ctx.store().close()
     host = host or settings.web.host
     port = settings.web.port if port is None else port
-    click.echo(f"serving on http://{host}:{port} (public URL {settings.web.base_url})", err=True)
+    click.echo(f"serving on http://{host}:{port} (public URL {mask(settings.web.base_url)})", err=True)
     # Without a trusted proxy, X-Forwarded-For is ignored: anyone could forge it.
     proxy = {"proxy_headers": bool(forwarded_allow_ips), "forwarded_allow_ips": forwarded_allow_ips or None}
     if workers > 1:
