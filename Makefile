@@ -32,7 +32,7 @@ demo: install
 	@BIN="$(BIN)" examples/demo.sh
 
 test: install-test
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # Each script prints its figures; `make bench BENCH=render` runs one.
 BENCH ?= render import send web lambda_cold_start
