@@ -1,12 +1,16 @@
 # twir-mail developer entry points.
 #   make demo   check, render and send the example issue (preview list, then main) through the local outbox
-#   make test   install test dependencies and run the whole test suite
+#   make test   install test dependencies and run the whole test suite, in parallel
+#               (TEST_WORKERS=N pytest-xdist workers; TEST_WORKERS=0 runs it serially)
 #   make bench  quick benchmarks with PASS/BELOW lines (BENCH_FULL=1: full sizes)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 TM     := $(BIN)/twir-mail --config examples/twir-mail.toml
 PYTEST_ARGS ?=
+# Each xdist worker has its own PostgreSQL database, moto server, ports and tmp folders
+# (tests/fixtures/). More workers than CPUs: many tests wait on subprocesses and servers.
+TEST_WORKERS ?= 4
 
 .PHONY: demo test install install-test lint bench clean
 
@@ -29,7 +33,7 @@ demo: install
 	@BIN="$(BIN)" examples/demo.sh
 
 test: install-test
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # Each script prints its figures next to its target with a PASS/BELOW line, against a
 # reference measured in the same run where there is one. Quick sizes by default (under

@@ -209,6 +209,8 @@ class Settings:
     # Folder relative paths are resolved against (the config's folder, else cwd).
     base_dir: Path = field(default_factory=Path.cwd)
     config_path: Path | None = None
+    # "section.key" -> where a non-default value came from: "file" or "environment NAME".
+    origins: dict = field(default_factory=dict, compare=False)
 
     # -- derived values -------------------------------------------------
     def path(self, value: str) -> Path:
@@ -249,6 +251,113 @@ def iter_settings():
     for section, cls in SECTIONS.items():
         for f in fields(cls):
             yield section, toml_key(f), f
+
+
+# -- showing settings ---------------------------------------------------------
+
+MASK = "***"
+# user:password@ in any URL-looking text, up to the last "@" of the word: a malformed URL
+# (an unescaped "@" or "/" in the password) is masked too, never half-shown.
+_URL_PASSWORD = re.compile(r"([a-z][a-z0-9+.\-]*://[^:@/\s'\"]*):([^\s'\"]*)@", re.I)
+# libpq and friends also take credentials as query parameters (?password=...).
+_QUERY_SECRET = re.compile(r"([?&;](?:password|passwd|pwd|secret|token|sslpassword|access_key|secret_key)=)"
+                           r"[^&;\s'\"]*", re.I)
+
+
+def mask(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """``text`` with every password or secret masked: URL credentials, password query
+    parameters and any of ``secrets`` (the environment's secret values) quoted verbatim.
+    The one place that decides what a shown or quoted setting may reveal."""
+    out = _QUERY_SECRET.sub(lambda m: m.group(1) + MASK, _URL_PASSWORD.sub(rf"\1:{MASK}@", text))
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            out = out.replace(secret, MASK)
+    return out
+
+
+def origin(settings: Settings, name: str) -> str:
+    """Where ``section.key``'s value came from: default, file or environment VAR."""
+    return settings.origins.get(name, "default")
+
+
+def secret_settings(settings: Settings) -> list[tuple[str, str]]:
+    """(environment variable, value) of each secret; values only ever shown masked."""
+    return [("TWIR_MAIL_SECRET_KEY", "" if settings.secret_key == DEV_SECRET else settings.secret_key),
+            ("TWIR_MAIL_SMTP_PASSWORD", settings.smtp_password),
+            ("TWIR_MAIL_WEBHOOK_PASSWORD", settings.webhook_password)]
+
+
+def as_toml(settings: Settings) -> str:
+    """Every setting as valid TOML, each value followed by its origin, secrets masked."""
+    import tomli_w
+
+    secrets = tuple(v for _, v in secret_settings(settings))
+    lines = [f"# config file: {settings.config_path or '(none: built-in defaults)'}",
+             f"# relative paths from: {settings.base_dir}"]
+    current = None
+    for section, key, f in iter_settings():
+        if section != current:
+            lines += ["", f"[{section}]"]
+            current = section
+        value = getattr(getattr(settings, section), f.name)
+        if isinstance(value, str):
+            value = mask(value, secrets)
+        elif isinstance(value, list):
+            value = [mask(v, secrets) for v in value]
+        shown = tomli_w.dumps({key: value}).strip()
+        lines.append(f"{shown}  # {origin(settings, f'{section}.{key}')}")
+    lines.append("")
+    for name, value in secret_settings(settings):
+        state = f"set ({MASK})" if value else "not set"
+        if name == "TWIR_MAIL_SECRET_KEY" and not value:
+            state = "not set (development placeholder)"
+        lines.append(f"# {name}: {state}")
+    return "\n".join(lines) + "\n"
+
+
+def unconfigured_paths(settings: Settings, *, outbox: bool = False) -> list[tuple[str, Path]]:
+    """What a command is about to create on built-in defaults alone (no config file, no
+    environment setting): ("database", file) and, with ``outbox``, ("outbox", folder)."""
+    if settings.config_path is not None:
+        return []
+    found = []
+    url = settings.database_url
+    if origin(settings, "database.url") == "default" and url.startswith("sqlite:///"):
+        db = Path(url[len("sqlite:///"):])
+        if not db.exists():
+            found.append(("database", db))
+    if (outbox and settings.transport.kind == "outbox" and origin(settings, "outbox.dir") == "default"
+            and not settings.outbox_dir.exists()):
+        found.append(("outbox", settings.outbox_dir))
+    return found
+
+
+# Written uncommented by `init`: where the files go, and the local outbox (nothing leaves).
+_INIT_SET = {("database", "url"), ("transport", "kind"), ("outbox", "dir")}
+
+
+def config_template() -> str:
+    """A new twir-mail.toml (`init`): every setting documented from its declaration,
+    commented out at its default except the few a new editor should see set."""
+    import tomli_w
+
+    out = ["# twir-mail settings, written by `twir-mail init`. Every setting is listed with its",
+           "# meaning; commented ones are at their default. `twir-mail config` shows the values in",
+           "# effect and where each came from. Environment variables TWIR_MAIL_<SECTION>_<KEY>",
+           "# override this file. Relative paths are relative to this file's folder.",
+           "#",
+           "# Secrets are never read from this file, only from the environment:",
+           "#   TWIR_MAIL_SECRET_KEY (required for smtp/ses sends), TWIR_MAIL_SMTP_PASSWORD,",
+           "#   TWIR_MAIL_WEBHOOK_PASSWORD. AWS credentials come from boto3's usual chain."]
+    current = None
+    for section, key, f in iter_settings():
+        if section != current:
+            out += ["", f"[{section}]"]
+            current = section
+        default = f.default_factory() if callable(f.default_factory) else f.default
+        line = tomli_w.dumps({key: default}).strip()
+        out += [f"# {f.metadata['doc']}", line if (section, key) in _INIT_SET else f"# {line}"]
+    return "\n".join(out) + "\n"
 
 
 # -- loading ------------------------------------------------------------------
@@ -318,12 +427,14 @@ def _coerce(value: Any, f, name: str, path: Path | None = None) -> Any:
             raise ValueError
         return value
     except ValueError:
-        raise ConfigError(f"invalid value for {name}: expected {kind.__name__}, got {value!r}", setting=name, path=path) from None
+        raise ConfigError(f"invalid value for {name}: expected {kind.__name__}, got {mask(repr(value))}",
+                          setting=name, path=path) from None
 
 
 def _validate(s: Settings) -> None:
     def bad(name: str, why: str):
         env_name = ENV_PREFIX + name.replace(".", "_").upper()
+        why = mask(why, tuple(v for _, v in secret_settings(s)))
         raise ConfigError(f"invalid value for {name} ({env_name}): {why}", setting=name, path=s.config_path)
 
     for section, key, f in iter_settings():
@@ -394,6 +505,7 @@ def load_settings(config: str | Path | None = None, env: Mapping[str, str] | Non
     path = find_config(config, env)
     data = _read_toml(path) if path else {}
     values: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+    origins: dict[str, str] = {}
 
     for section, table in data.items():
         if section not in SECTIONS:
@@ -410,8 +522,9 @@ def load_settings(config: str | Path | None = None, env: Mapping[str, str] | Non
             if key not in declared:
                 raise ConfigError(f"unknown setting {name}", setting=name, path=path)
             values[section][declared[key].name] = _coerce(value, declared[key], name, path)
+            origins[name] = "file"
 
-    _apply_env(env, values)
+    origins.update(_apply_env(env, values))
     base_dir = path.resolve().parent if path else Path.cwd()
     settings = Settings(
         **{name: SECTIONS[name](**vals) for name, vals in values.items()},
@@ -424,16 +537,19 @@ def load_settings(config: str | Path | None = None, env: Mapping[str, str] | Non
         webhook_password=env.get("TWIR_MAIL_WEBHOOK_PASSWORD", ""),
         base_dir=base_dir,
         config_path=path,
+        origins=origins,
     )
     _validate(settings)
     return settings
 
 
-def _apply_env(env: Mapping[str, str], values: dict[str, dict[str, Any]]) -> None:
+def _apply_env(env: Mapping[str, str], values: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Apply TWIR_MAIL_<SECTION>_<KEY> variables; returns their origins."""
     lookup = {
         f"{ENV_PREFIX}{section}_{key}".upper(): (section, f)
         for section, key, f in iter_settings()
     }
+    origins = {}
     for name, raw in env.items():
         if not name.startswith(ENV_PREFIX) or name in ENV_SPECIAL:
             continue
@@ -441,11 +557,15 @@ def _apply_env(env: Mapping[str, str], values: dict[str, dict[str, Any]]) -> Non
             raise ConfigError(f"unknown setting in environment: {name}", setting=name)
         section, f = lookup[name]
         values[section][f.name] = _coerce(raw, f, name)
+        origins[f"{section}.{toml_key(f)}"] = f"environment {name}"
+    return origins
 
 
 def with_overrides(settings: Settings, **sections: Mapping[str, Any]) -> Settings:
     """A copy with some section values replaced (tests, CLI flags such as --rate)."""
     changes = {name: replace(getattr(settings, name), **vals) for name, vals in sections.items()}
-    new = replace(settings, **changes)
+    origins = dict(settings.origins, **{f"{name}.{toml_key(f)}": "override" for name, vals in sections.items()
+                                        for f in fields(SECTIONS[name]) if f.name in vals})
+    new = replace(settings, **changes, origins=origins)
     _validate(new)
     return new

@@ -89,33 +89,41 @@ def test_throttling_is_retried_to_completion(store, ses, moto):
     assert sorted(len(v) for v in by_recipient(moto).values()) == [1] * 20
 
 
-def test_throttled_retries_keep_to_the_rate_in_every_second(store, ses, moto):
-    """Every SendEmail request (retries included) counts: none beyond the rate in any 1 s window."""
-    import bisect
+def test_throttled_retries_keep_to_the_rate_in_every_second(store, ses, moto, monkeypatch):
+    """Every SendEmail request (retries included) goes through the pacer: none beyond the rate
+    in any 1 s window of its grants."""
     import random
     import threading
-    import time
 
     from tests.fixtures.send import aws_error
+    from tests.fixtures.send import RecordingLimiter, max_in_window
 
+    limiters = []
+
+    def recording(*args, **kw):
+        limiters.append(RecordingLimiter(*args, **kw))
+        return limiters[-1]
+
+    monkeypatch.setattr("mailer.sending.campaign.sender.RateLimiter", recording)
     add_subscribers(store, 200)
     s = with_overrides(ses, send={"workers": 8})  # enough workers to keep the pipe full while some retry
     transport = open_transport(s)
-    starts, lock, rng = [], threading.Lock(), random.Random(4)
+    requests, lock, rng = [0], threading.Lock(), random.Random(4)
 
     def throttle_some(request, **kw):
         with lock:
-            starts.append(time.monotonic())
+            requests[0] += 1
             if rng.random() < 0.3:
                 return aws_error(429, "TooManyRequestsException")
         return None
 
     transport.client.meta.events.register("before-send.sesv2.SendEmail", throttle_some)
     report = run(store, s, transport=transport, rate=40)
-    starts.sort()
-    # The pacer's guarantee is on its grants; a request reaches this hook a few ms later, and a
-    # loaded machine may bunch two of those: one over is scheduling jitter, more is unpaced retries.
-    assert max(bisect.bisect_left(starts, t + 1.0) - i for i, t in enumerate(starts)) <= 41
+    [limiter] = limiters
+    # One grant per request (no unpaced retry), and the grants keep to the rate exactly; judged
+    # on the pacer's own clock, so a loaded machine's scheduling jitter does not enter into it.
+    assert requests[0] == len(limiter.grants)
+    assert max_in_window(sorted(limiter.grants)) <= 40
     assert (report.counts["sent"], report.counts["failed"]) == (200, 0) and report.progress.retries >= 20
 
 
@@ -206,9 +214,10 @@ def test_unsubscribe_during_send_is_honoured(store, db_settings):
 def test_pacing_keeps_to_the_rate(store, db_settings):
     add_subscribers(store, 30)
     report = run(store, db_settings, rate=20)
-    # 30 messages at 20/s: the first second's 20, then 10 more at 1/20 s spacing
+    # 30 messages at 20/s: the first second's 20, then 10 more at 1/20 s spacing. Only the lower
+    # bound is this test's: a loaded machine may run late (throughput is test_pacing's, on a fake clock).
     assert report.counts["sent"] == 30
-    assert 1.3 <= report.progress.elapsed <= 3.5
+    assert report.progress.elapsed >= 1.3
 
 
 def test_real_transport_refused_without_secret(store, db_settings, moto):
@@ -266,3 +275,15 @@ def test_a_retry_is_reported_as_a_named_value_not_an_empty_outcome(store, db_set
     assert [sender.results.get_nowait() for _ in range(2)] == [RETRYING, RETRYING] and sender.results.empty()
     assert isinstance(done, Finished) and done.pause is None
     assert (done.outcome.delivery_id, done.outcome.status) == (7, "sent")
+
+
+def test_progress_and_summary_report_the_same_rate(store, db_settings):
+    """The bar's last figure and the summary printed after it are one measurement, not two."""
+    add_subscribers(store, 12)
+    rendered, transport = make_rendered(), open_transport(db_settings)
+    c = cmp.start(store, rendered, db_settings, transport, list_name="main")
+    shown = []
+    report = cmp.deliver(store, c, rendered, transport, db_settings, rate=None,
+                         on_progress=lambda p: shown.append((p.sent, p.rate)))
+    assert shown[-1] == (12, report.progress.rate) and report.progress.rate > 0
+    assert report.progress.elapsed == report.progress.elapsed  # stopped with the run

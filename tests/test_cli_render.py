@@ -14,7 +14,7 @@ from email import policy
 import httpx
 
 from mailer.models import SAMPLE_RECIPIENT, UNSUBSCRIBE_PLACEHOLDER
-from tests.fixtures.core import ROOT
+from tests.fixtures.core import ROOT, as_in_a_terminal
 
 
 def test_render_writes_html_text_and_eml(run_cli, corpus, workdir):
@@ -90,7 +90,7 @@ def test_preview_serves_and_stops(workdir, corpus):
     env = {k: v for k, v in os.environ.items() if not k.startswith("TWIR_MAIL_")}
     env["PYTHONPATH"] = str(ROOT)
     proc = subprocess.Popen([sys.executable, "-m", "mailer", "preview", str(corpus[-1]), "--port", "0"],
-                            cwd=workdir, env=env, stderr=subprocess.PIPE, text=True)
+                            cwd=workdir, env=env, stderr=subprocess.PIPE, text=True, preexec_fn=as_in_a_terminal)
     try:
         line = proc.stderr.readline()
         url = re.search(r"http://127\.0\.0\.1:\d+/", line).group(0)

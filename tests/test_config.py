@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,66 @@ def test_cli_prints_one_line_error_and_exits_nonzero(run_cli, workdir):
     lines = result.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.err
     assert "Traceback" not in result.err
+
+
+PASSWORD = "hunter2-Pa55"
+
+
+def test_config_prints_every_setting_as_toml_with_its_origin(run_cli, workdir):
+    write(workdir / "twir-mail.toml", '[ses]\nregion = "eu-west-1"\n[newsletter]\nname = "TWIR \\"weekly\\""\n')
+    r = run_cli("config", env={"TWIR_MAIL_SEND_WORKERS": "3", "TWIR_MAIL_SMTP_PASSWORD": PASSWORD,
+                               "TWIR_MAIL_DATABASE_URL": f"postgresql://twir:{PASSWORD}@db.example/twir"})
+    assert r.code == 0, r.err
+    shown = tomllib.loads(r.out)  # valid TOML as a whole
+    settings = load_settings(workdir / "twir-mail.toml", env={"TWIR_MAIL_SEND_WORKERS": "3"})
+    for section, key, f in iter_settings():
+        if (section, key) != ("database", "url"):
+            assert shown[section][key] == getattr(getattr(settings, section), f.name), f"{section}.{key}"
+    lines, section = {}, None
+    for line in r.out.splitlines():
+        if line.startswith("["):
+            section = line.strip("[]")
+        elif " = " in line:
+            lines[f"{section}.{line.split(' = ')[0]}"] = line
+    assert len(lines) == len(list(iter_settings()))
+    assert lines["ses.region"].endswith("# file") and lines["newsletter.name"].endswith("# file")
+    assert lines["send.workers"].endswith("# environment TWIR_MAIL_SEND_WORKERS")
+    assert lines["web.port"].endswith("# default") and lines["sponsor.name"].endswith("# default")
+    assert shown["database"]["url"] == "postgresql://twir:***@db.example/twir"
+    assert PASSWORD not in r.out and "TWIR_MAIL_SMTP_PASSWORD: set" in r.out
+
+
+@pytest.mark.parametrize("url", [
+    f"postgresql://twir:{PASSWORD}@db.example:5432/twir",
+    f"postgresql://twir:{PASSWORD}@db.example:port/twir",        # malformed port
+    f"postgresql://twir:{PASSWORD}@with@at@db.example/twir",     # unescaped @ in the password
+    f"postgresql://twir:{PASSWORD}/slash@db.example/twir",       # unescaped / in the password
+    f"postgresql://db.example/twir?user=twir&password={PASSWORD}",
+    f"mysql://twir:{PASSWORD}@db.example/twir",                  # unsupported backend
+])
+def test_mask_hides_every_password_spelling(url):
+    from mailer.config import mask
+
+    masked = mask(f"error: bad {url!r}")
+    assert PASSWORD not in masked and "***" in masked and "db.example" in masked
+
+
+def test_environment_secrets_are_masked_in_quoted_values():
+    from mailer.config import mask
+
+    assert mask(f"x-{PASSWORD}-y", (PASSWORD,)) == "x-***-y"
+
+
+@pytest.mark.parametrize("url", [f"postgresql://twir:{PASSWORD}@db.example:port/twir",
+                                 f"mysql://twir:{PASSWORD}@db.example/twir"])
+def test_bad_database_url_error_does_not_quote_the_password(run_cli, url):
+    r = run_cli("subscribers", "count", env={"TWIR_MAIL_DATABASE_URL": url})
+    assert r.code != 0 and r.err.startswith("error: ") and "database.url" in r.err
+    assert PASSWORD not in r.err + r.out
+
+
+def test_bad_url_setting_error_masks_its_credentials(workdir):
+    path = write(workdir / "twir-mail.toml", f'[ses]\nendpoint_url = "ftp://key:{PASSWORD}@ses.example"\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env={})
+    assert "ses.endpoint_url" in str(info.value) and PASSWORD not in str(info.value)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import bisect
 import threading
-import time
 
 from hypothesis import given, settings, strategies as st
 
 from mailer.sending.pacing import RateLimiter
+from tests.fixtures.send import RecordingLimiter, max_in_window
 
 
 class FakeClock:
@@ -21,12 +20,6 @@ class FakeClock:
     def wait(self, seconds: float) -> bool:
         self.now += seconds
         return False
-
-
-def max_in_window(times: list[float], window: float = 1.0) -> int:
-    times = sorted(times)
-    # Half-open windows [t, t+1) starting at each grant are the worst case.
-    return max((bisect.bisect_left(times, t + window) - i for i, t in enumerate(times)), default=0)
 
 
 @settings(max_examples=200, deadline=None)
@@ -59,32 +52,29 @@ def test_keeps_up_with_the_rate_under_load(rate):
 
 
 def test_threads_real_clock():
-    limiter = RateLimiter(200)
-    grants, lock = [], threading.Lock()
+    limiter = RecordingLimiter(200)
 
     def worker():
         for _ in range(50):
-            limiter.acquire()
-            with lock:
-                grants.append(time.monotonic())
+            assert limiter.acquire()
 
     threads = [threading.Thread(target=worker) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    grants = sorted(limiter.grants)
     assert len(grants) == 400
-    # Thread wake-ups may lag a slot, never run ahead of it: allow a few for scheduler jitter.
-    assert max_in_window(grants) <= 202
-    assert 1.9 <= grants[-1] - min(grants) <= 4.0
+    assert max_in_window(grants) <= 200
+    # Never ahead of the schedule (400 grants 1/200 s apart). That it keeps up with the rate is
+    # test_keeps_up_with_the_rate_under_load's job: a busy machine may run these threads late.
+    assert grants[-1] - grants[0] >= 1.9
 
 
 def test_unlimited_and_stop():
     limiter = RateLimiter(None)
     assert all(limiter.acquire() for _ in range(1000))
-    slow = RateLimiter(0.5)
+    slow = RateLimiter(0.05)  # the next slot is 20 s away: only the stop can end the wait
     assert slow.acquire()
     threading.Timer(0.1, slow.stop).start()
-    started = time.monotonic()
-    assert slow.acquire() is False
-    assert time.monotonic() - started < 1
+    assert slow.acquire() is False  # not granted at its slot 2 s later: the stop woke it

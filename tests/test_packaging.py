@@ -15,12 +15,27 @@ def test_every_python_folder_is_a_listed_package():
     assert conf["package-dir"]["mailer.email_templates"] == "email_templates"
 
 
+def _template_package(folder: Path) -> str:
+    return ".".join(["mailer", "email_templates", *folder.relative_to(ROOT / "email_templates").parts])
+
+
+def test_template_folders_are_listed_packages():
+    # setuptools warns at every install about a data folder missing from `packages`
+    # ("Package 'mailer.email_templates.pages' is absent from the `packages` configuration").
+    conf = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {_template_package(p.parent) for p in (ROOT / "email_templates").rglob("*")
+               if p.is_file() and "__pycache__" not in p.parts}
+    assert folders <= set(conf["packages"]), f"add to [tool.setuptools] packages: {sorted(folders - set(conf['packages']))}"
+
+
 def test_templates_ship_with_the_package_data_globs():
     import fnmatch
 
     conf = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    globs = conf["package-data"]["mailer.email_templates"]
-    files = [p.relative_to(ROOT / "email_templates").as_posix()
-             for p in (ROOT / "email_templates").rglob("*") if p.is_file()]
-    missing = [f for f in files if not any(fnmatch.fnmatch(f, g) for g in globs)]
+    missing = []
+    for p in (ROOT / "email_templates").rglob("*"):
+        if p.is_file():
+            globs = conf["package-data"].get(_template_package(p.parent), [])
+            if not any(fnmatch.fnmatch(p.name, g) for g in globs):
+                missing.append(p.relative_to(ROOT).as_posix())
     assert not missing, f"templates left out of the wheel: {missing}"

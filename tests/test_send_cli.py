@@ -73,10 +73,44 @@ def test_confirmation_no_and_dry_run_record_nothing(store, store_url, tmp_path):
     env = cli_env(store_url, tmp_path / "outbox")
     no = subprocess.run([sys.executable, "-m", "mailer", "send", str(ISSUE)], input="n\n", cwd=tmp_path,
                         env=env, capture_output=True, text=True, timeout=60)
-    assert no.returncode == 1 and "send it?" in no.stderr
+    assert no.returncode == 4 and "send it?" in no.stderr and no.stderr.strip().endswith("not sent")
+    assert "error" not in no.stderr
     dry = run("send", str(ISSUE), "--dry-run", env=env, cwd=tmp_path)
     assert dry.returncode == 0 and "built 3 message(s)" in dry.stdout
+    eof = run("send", str(ISSUE), env=env, cwd=tmp_path)  # no answer at all (stdin closed): a no too
+    assert eof.returncode == 4 and eof.stderr.strip().endswith("not sent")
     assert store.campaigns() == [] and not (tmp_path / "outbox").exists()
+
+
+def test_test_send_counts_each_recipient_once(store, store_url, tmp_path):
+    add_subscribers(store, 2, list_name="preview", prefix="editor")
+    env = cli_env(store_url, tmp_path / "outbox")
+    # editor000 is on the preview list, and typed twice more in other spellings: 3 people, not 5.
+    args = ("--to", "preview", "--to", "Editor000@Example.com", "--to", "editor000@example.com",
+            "--to", "me@example.org")
+    dry = run("send", str(ISSUE), *args, "--dry-run", env=env, cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    assert "(3 recipients)" in dry.stdout and "built 3 message(s)" in dry.stdout
+    sent = run("send", str(ISSUE), *args, env=env, cwd=tmp_path)
+    assert "(3 recipients)" in sent.stdout and "sent 3, failed 0" in sent.stdout, sent.stderr
+    assert sorted(outbox_recipients(tmp_path / "outbox")) == [
+        "editor000@example.com", "editor001@example.com", "me@example.org"]
+
+
+def test_to_and_list_are_checked_before_the_issue(store, store_url, tmp_path):
+    # An issue that cannot even be read: the option mistakes must be what is reported.
+    missing = str(tmp_path / "no-such-issue.md")
+    env = cli_env(store_url, tmp_path / "outbox")
+    typo = run("send", missing, "--to", "previw", env=env, cwd=tmp_path)
+    assert typo.returncode == 2 and "did you mean `--to preview`?" in typo.stderr, typo.stderr
+    empty = run("send", missing, "--to", "preview", env=env, cwd=tmp_path)
+    assert empty.returncode == 1, empty.stderr
+    [line] = empty.stderr.strip().splitlines()
+    assert "preview list has no subscribed addresses" in line
+    assert "twir-mail subscribers add ADDR --list preview" in line and "twir-mail init" in line
+    nolist = run("send", missing, "--list", "mian", env=env, cwd=tmp_path)
+    assert nolist.returncode == 1 and "unknown list 'mian'" in nolist.stderr, nolist.stderr
+    assert store.campaigns() == []
 
 
 def test_dry_run_summarises_exactly_what_the_send_would_do(store, store_url, tmp_path):

@@ -215,3 +215,14 @@ def test_setup_feedback_queue_is_idempotent_and_carries_events(moto, aws_setting
     result = FeedbackQueue(store, with_overrides(db_settings, ses={"endpoint_url": moto.url},
                                                  feedback={"queue_url": url})).drain()
     assert result.applied == 1 and store.get(sub.email).status is Status.BOUNCED
+
+
+def test_unreachable_endpoint_error_masks_credentials_in_its_url(workdir, monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    settings = load_settings(env={"TWIR_MAIL_SES_ENDPOINT_URL": f"http://proxy:s3cret-pw@127.0.0.1:{free_port()}",
+                                  "TWIR_MAIL_SES_CONFIGURATION_SET": CONFIG_SET})
+    with pytest.raises(AwsError) as info:
+        sesadmin.setup(settings)
+    assert "cannot reach the AWS endpoint http://proxy:***@127.0.0.1:" in str(info.value)
+    assert "s3cret-pw" not in str(info.value)

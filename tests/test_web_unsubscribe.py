@@ -39,6 +39,7 @@ def test_one_click_unsubscribes_without_redirect_or_cookies(live, encoding):
     assert live.store.get_by_id(sub.id).status is Status.UNSUBSCRIBED
     last = live.store.history(sub.id)[-1]
     assert (last.old_status, last.new_status, last.reason) == (Status.SUBSCRIBED, Status.UNSUBSCRIBED, "unsubscribe-link")
+    assert last.detail == "list main"  # `subscribers show` prints it: a list name, not an id
     # The page offers to come back (which needs a fresh confirmation).
     assert f'action="/unsubscribe/{token}/resubscribe"' in r.text
 

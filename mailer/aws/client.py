@@ -14,7 +14,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
-from mailer.config import Settings
+from mailer.config import Settings, mask
 from mailer.errors import TwirMailError
 
 
@@ -83,7 +83,8 @@ def aws_errors(action: str) -> Iterator[None]:
     except bx.NoRegionError:
         raise AwsError(f"{action}: no AWS region: set ses.region (TWIR_MAIL_SES_REGION)") from None
     except bx.EndpointConnectionError as exc:
-        raise AwsError(f"{action}: cannot reach the AWS endpoint {getattr(exc, 'kwargs', {}).get('endpoint_url', '')}".rstrip()
+        endpoint = mask(getattr(exc, "kwargs", {}).get("endpoint_url", ""))
+        raise AwsError(f"{action}: cannot reach the AWS endpoint {endpoint}".rstrip()
                        + " (check ses.endpoint_url, ses.region and the network)") from None
     except bx.ClientError as exc:
         raise AwsError(f"{action}: {error_code(exc) or http_status(exc)}: {error_message(exc).strip()}") from None

@@ -13,11 +13,11 @@ import sys
 
 import click
 
-from mailer.config import Settings, load_settings
+from mailer.config import CONFIG_NAME, Settings, load_settings
 from mailer.errors import TwirMailError
 
 # Command modules, imported lazily so `twir-mail render` stays fast to start.
-COMMAND_MODULES = ("render", "subscribers", "db", "send", "web", "ses", "feedback", "report")
+COMMAND_MODULES = ("init", "render", "subscribers", "db", "send", "web", "ses", "feedback", "report")
 
 
 class Context:
@@ -33,6 +33,21 @@ class Context:
         if self._settings is None:
             self._settings = load_settings(self.config)
         return self._settings
+
+    def store(self, *, upgrade: bool | None = None):
+        """Open the database; first say where it is created when no config chose the place."""
+        from mailer.store import open_store
+
+        self.note_unconfigured()
+        return open_store(self.settings, upgrade=upgrade)
+
+    def note_unconfigured(self, *, outbox: bool = False) -> None:
+        """No twir-mail.toml: a database or outbox must not appear silently in the current folder."""
+        from mailer.config import unconfigured_paths
+
+        for what, path in unconfigured_paths(self.settings, outbox=outbox):
+            click.echo(f"note: no {CONFIG_NAME} found (here or --config): creating the {what} at {path} "
+                       "(`twir-mail init` writes a config)", err=True)
 
 
 pass_ctx = click.make_pass_decorator(Context)
@@ -52,21 +67,10 @@ def cli(ctx: click.Context, config: str | None, debug: bool) -> None:
 @cli.command("config")
 @pass_ctx
 def show_config(ctx: Context) -> None:
-    """Show the effective settings (secrets masked) and where they came from."""
-    from mailer.config import iter_settings
+    """Show every setting as TOML: its value and where it came from (secrets masked)."""
+    from mailer.config import as_toml
 
-    s = ctx.settings
-    click.echo(f"# config file: {s.config_path or '(none: built-in defaults)'}")
-    click.echo(f"# relative paths from: {s.base_dir}")
-    current = None
-    for section, key, f in iter_settings():
-        if section != current:
-            click.echo(f"\n[{section}]")
-            current = section
-        click.echo(f"{key} = {getattr(getattr(s, section), f.name)!r}")
-    click.echo(f"\n# TWIR_MAIL_SECRET_KEY: {'set' if s.has_real_secret else 'not set (development placeholder)'}")
-    click.echo(f"# TWIR_MAIL_SMTP_PASSWORD: {'set' if s.smtp_password else 'not set'}")
-    click.echo(f"# TWIR_MAIL_WEBHOOK_PASSWORD: {'set' if s.webhook_password else 'not set'}")
+    click.echo(as_toml(ctx.settings), nl=False)
 
 
 def _register() -> None:

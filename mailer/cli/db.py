@@ -23,6 +23,7 @@ def upgrade(ctx) -> None:
     """Apply every pending migration (safe to run repeatedly)."""
     from mailer.store.core import StoreBase
 
+    ctx.note_unconfigured()
     with StoreBase(ctx.settings) as store:
         before = store.current_revision()
         store.upgrade()

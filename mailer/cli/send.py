@@ -10,6 +10,10 @@ from mailer.cli import pass_ctx
 from mailer.errors import CampaignError, CheckFailed, Interrupted, SendingPaused, TransportError
 
 
+# Exit code of a send the user declined at "send it?" (nothing recorded, nothing sent).
+EXIT_NOT_SENT = 4
+
+
 def _kib(n: int) -> str:
     return f"{n / 1024:.1f} KiB"
 
@@ -45,11 +49,38 @@ def _render(path: str, settings, force: bool, test: bool = False):
 
 
 def _split_to(to: tuple[str, ...], preview_list: str) -> tuple[str | None, list[str]]:
+    """``--to`` values: the preview list and/or addresses (each once, first spelling kept)."""
+    import difflib
+
     from mailer.store.addresses import normalize
 
-    list_name = preview_list if "preview" in to else None
-    addresses = [normalize(a)[0] for a in to if a != "preview"]
-    return list_name, addresses
+    list_name, addresses = None, {}
+    for value in to:
+        if value == "preview":
+            list_name = preview_list
+        elif "@" not in value and difflib.get_close_matches(value.lower(), ["preview"], n=1, cutoff=0.6):
+            raise click.BadParameter(f"{value!r} is not an address: did you mean `--to preview`?",
+                                     param_hint="--to")
+        else:  # anything else must be an address (one line naming it if not)
+            addresses.setdefault(normalize(value)[1], normalize(value)[0])
+    return list_name, list(addresses.values())
+
+
+def _recipients(store, settings, list_name: str, to: tuple[str, ...]) -> tuple[str | None, list[str], int]:
+    """Check --list/--to against the store before any rendering: (list, addresses, distinct recipients)."""
+    from mailer.sending import campaign as cmp
+
+    target, addresses = _split_to(to, settings.send.preview_list) if to else (list_name, [])
+    if target:
+        store.list_id(target)  # an unknown list: one line naming the lists there are
+    n = cmp.recipient_count(store, target, addresses)
+    if n == 0 and to:
+        raise CampaignError(f"the {target} list has no subscribed addresses: add yours with "
+                            f"`twir-mail subscribers add ADDR --list {target}` (in a new folder, "
+                            "`twir-mail init --preview-address ADDR`), or test-send with `--to ADDR`")
+    if n == 0:
+        raise CampaignError(f"no subscribed recipients on list {target!r}")
+    return target, addresses, n
 
 
 def _resume_id(resume: str | None, issue: str | None) -> tuple[int | None, str | None]:
@@ -95,7 +126,6 @@ def _report(report) -> None:
 
 def _send(ctx, issue, list_name, yes, dry_run, rate, force, resume, resend_unknown, to, live=None):
     from mailer.sending import campaign as cmp
-    from mailer.store import open_store
     from mailer.sending.transport import check_sendable, open_transport, sendable_warnings
 
     settings = ctx.settings
@@ -105,12 +135,15 @@ def _send(ctx, issue, list_name, yes, dry_run, rate, force, resume, resend_unkno
         raise click.UsageError("give an ISSUE file, or --resume CAMPAIGN_ID")
     if resuming and (to or dry_run):
         raise click.UsageError("--resume cannot be combined with --to or --dry-run")
-    with open_store(settings) as store:
+    with ctx.store() as store:
         if resuming:
             found, requeued = _prepare_resume(store, campaign_id, issue, list_name, resend_unknown)
             if requeued:
                 click.echo(f"requeued {requeued} unknown recipient(s) (--resend-unknown)")
             issue = issue or found.issue_path
+        else:
+            test = bool(to)
+            target, addresses, n = _recipients(store, settings, list_name, to)
         rendered = _render(issue, settings, force, test=bool(to))
         # The real transport even for --dry-run: its settings are checked and the rate resolved
         # exactly as for the send; only the hand-over is skipped.
@@ -127,19 +160,15 @@ def _send(ctx, issue, list_name, yes, dry_run, rate, force, resume, resend_unkno
                     click.echo(f"warning: {issue} renders to {rendered.html_bytes} bytes of HTML now, "
                                f"{campaign.html_bytes} when the campaign started", err=True)
             else:
-                test = bool(to)
-                target, addresses = _split_to(to, settings.send.preview_list) if test else (list_name, [])
                 if not test:
                     store.refuse_second_send(rendered.issue.number, list_name)
-                n = (store.count(target)["subscribed"] if target else 0) + len(addresses)
-                if n == 0:
-                    raise CampaignError(f"no subscribed recipients on list {target!r}")
                 send_rate = _rate(settings, transport, rate)
                 _summary(rendered, settings, target, addresses, n, transport, send_rate, test)
                 if dry_run:
                     return _dry_run(store, rendered, settings, target, addresses, test)
-                if not (yes or test):
-                    click.confirm("send it?", abort=True, err=True)
+                if not (yes or test or _confirmed()):
+                    click.echo("not sent", err=True)
+                    return EXIT_NOT_SENT
                 _wait_live(live, rendered, settings)
                 campaign = cmp.start(store, rendered, settings, transport, list_name=target,
                                      addresses=addresses, test=test)
@@ -148,6 +177,7 @@ def _send(ctx, issue, list_name, yes, dry_run, rate, force, resume, resend_unkno
                 rate = _rate(settings, transport, rate)
             counts = store.delivery_counts(campaign.id)
             bar, update = _progress_bar(sum(counts.values()), sum(counts.values()) - counts["queued"])
+            ctx.note_unconfigured(outbox=True)  # only now is a message about to be written
             with _feedback_poller(store, settings) as poller, bar:
                 report = cmp.deliver(store, campaign, rendered, transport, settings, rate=rate, on_progress=update)
         finally:
@@ -161,6 +191,14 @@ def _send(ctx, issue, list_name, yes, dry_run, rate, force, resume, resend_unkno
         raise SendingPaused(f"campaign {report.campaign.id} paused: {report.reason}. "
                             f"Fix the cause, then `{resume_cmd}`")
     return 0
+
+
+def _confirmed() -> bool:
+    try:
+        return click.confirm("send it?", err=True)
+    except click.Abort:  # Ctrl-C or end of input at the question: a no
+        click.echo("", err=True)
+        return False
 
 
 def _preflight(transport) -> None:
@@ -314,10 +352,7 @@ def campaigns_cmd(click_ctx) -> None:
     """List campaigns with their delivery counts (`campaigns show ID` for one)."""
     if click_ctx.invoked_subcommand is not None:
         return
-
-    from mailer.store import open_store
-
-    with open_store(click_ctx.obj.settings) as store:
+    with click_ctx.obj.store() as store:
         rows, counts = store.campaigns(), store.all_delivery_counts()
     if not rows:
         click.echo("no campaigns yet")
@@ -336,10 +371,7 @@ def campaigns_cmd(click_ctx) -> None:
 @pass_ctx
 def show_cmd(ctx, campaign_id: int) -> None:
     """Details of one campaign, with its failed and skipped recipients."""
-
-    from mailer.store import open_store
-
-    with open_store(ctx.settings) as store:
+    with ctx.store() as store:
         c = store.campaign(campaign_id)
         stats = store.campaign_stats(campaign_id)
         problems = store.delivery_failures(campaign_id, limit=200)

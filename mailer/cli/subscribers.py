@@ -23,9 +23,7 @@ def register(cli: click.Group) -> None:
 
 
 def _open(ctx):
-    from mailer.store import open_store
-
-    return open_store(ctx.settings)
+    return ctx.store()
 
 
 def _validated(emails, *, new: bool = False) -> list[str]:
@@ -158,12 +156,16 @@ def show(ctx, email) -> None:
 @click.option("--list", "list_name", help="Only this list.")
 @pass_ctx
 def count(ctx, list_name) -> None:
-    """Number of subscribers per status."""
+    """Number of subscribers per status (forgotten addresses apart: see the last line)."""
     with _open(ctx) as store:
         counts = store.count(list_name)
+        forgotten = store.forgotten_count()
     for status, n in counts.items():
         click.echo(f"{status:<13}{n:>10}")
     click.echo(f"{'total':<13}{sum(counts.values()):>10}")
+    scope = "in the whole database, on no list" if list_name else "not in the total"
+    click.echo(f"{'forgotten':<13}{forgotten:>10}  ({scope}: erased by `subscribers forget`, "
+               "kept only as a keyed hash so they stay suppressed)")
 
 
 @subscribers.command("list")

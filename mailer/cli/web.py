@@ -18,7 +18,7 @@ def serve(ctx, host: str | None, port: int | None, workers: int, forwarded_allow
     """Serve the web app (unsubscribe, subscribe, /webhooks/ses) with uvicorn."""
     import uvicorn
 
-    from mailer.store import open_store
+    from mailer.config import mask
     from mailer.web import create_app
     from mailer.web.startup import check_can_serve
 
@@ -26,9 +26,9 @@ def serve(ctx, host: str | None, port: int | None, workers: int, forwarded_allow
     host = host or settings.web.host
     check_can_serve(settings, bind_host=host)
     # Fail now, with one line, if the database is unreachable or not upgraded.
-    open_store(settings).close()
+    ctx.store().close()
     port = settings.web.port if port is None else port
-    click.echo(f"serving on http://{host}:{port} (public URL {settings.web.base_url})", err=True)
+    click.echo(f"serving on http://{host}:{port} (public URL {mask(settings.web.base_url)})", err=True)
     # Without a trusted proxy, X-Forwarded-For is ignored: anyone could forge it.
     proxy = {"proxy_headers": bool(forwarded_allow_ips), "forwarded_allow_ips": forwarded_allow_ips or None}
     if workers > 1:

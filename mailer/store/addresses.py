@@ -62,6 +62,19 @@ def normalize(email: str) -> tuple[str, str]:
     return full_normalize(display)
 
 
+def only_new(addresses, emails) -> list[str]:
+    """``addresses`` minus those already among ``emails`` or typed earlier, compared normalised
+    (the one rule for "the same recipient" of a test send: counted, built and frozen once)."""
+    seen = {normalize(e)[1] for e in emails if e}
+    out = []
+    for address in addresses:
+        key = normalize(address)[1]
+        if key not in seen:
+            seen.add(key)
+            out.append(address)
+    return out
+
+
 def full_normalize(display: str) -> tuple[str, str]:
     """The slow path: email-validator on the whole address (and its error message)."""
     EmailNotValidError, validate_email = _validator()

@@ -8,9 +8,9 @@ from typing import Iterator
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from mailer.config import Settings
-from mailer.keys import AddressHasher
+from mailer.config import Settings, mask
 from mailer.errors import StoreConflict, StoreError, SubscriberError
+from mailer.keys import AddressHasher
 from mailer.models import HistoryEntry, Status, Subscriber
 from mailer.store import migrate
 from mailer.store.addresses import normalize
@@ -88,7 +88,7 @@ class StoreBase:
         raise StoreError("database is not up to date: run `twir-mail db upgrade`")
 
     def _safe_url(self) -> str:
-        return sa.engine.make_url(self.url).render_as_string(hide_password=True)
+        return mask(self.url)
 
     # -- transactions ------------------------------------------------------
     @contextmanager
@@ -239,6 +239,12 @@ class StoreBase:
             for status, n in conn.execute(query.group_by(S.c.status)):
                 counts[status] = n
         return counts
+
+    def forgotten_count(self) -> int:
+        """Rows erased by `forget` (kept as a keyed hash so they stay suppressed; on no list)."""
+        with self._read() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(S)
+                                .where(S.c.email_norm.is_(None))).scalar_one()
 
     def iter_subscribers(self, list_name: str | None = None, status: Status | str | None = None
                          ) -> Iterator[Subscriber]:

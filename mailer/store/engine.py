@@ -14,6 +14,7 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from mailer.config import mask
 from mailer.errors import StoreError
 
 BUSY_TIMEOUT_MS = 30_000
@@ -41,13 +42,12 @@ def normalize_url(url: str) -> sa.URL:
     try:
         parsed = make_url(url)
     except Exception as exc:  # sqlalchemy.exc.ArgumentError and friends
-        raise StoreError(f"invalid database.url {url!r}: {exc}") from None
+        raise StoreError(mask(f"invalid database.url {url!r}: {exc}")) from None
     backend = parsed.get_backend_name()
     if backend in ("postgresql", "postgres"):  # postgres:// is what many hosts hand out
         return parsed.set(drivername="postgresql+psycopg")
     if backend != "sqlite":
-        raise StoreError(f"unsupported database.url {parsed.render_as_string(hide_password=True)!r}: "
-                         "use sqlite:///FILE or postgresql://...")
+        raise StoreError(f"unsupported database.url {mask(url)!r}: use sqlite:///FILE or postgresql://...")
     return parsed
 
 

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from mailer.errors import CampaignError, StoreConflict
 from mailer.models import Campaign, CampaignKind, CampaignStatus, Claim, DeliveryStatus as DS, Outcome, Status
-from mailer.store.addresses import normalize
+from mailer.store.addresses import only_new
 from mailer.store.engine import as_utc, utcnow
 from mailer.store.schema import campaigns as C, deliveries as D, list_members as M, lists as L, subscribers as S
 
@@ -175,15 +175,7 @@ class LedgerOps:
 
 def _new_addresses(conn, cid: int, addresses: list[str]) -> list[str]:
     """Test-send addresses not already frozen (as a list member or typed twice, in any case)."""
-    seen = {normalize(e)[1] for e in conn.execute(sa.select(D.c.email).where(D.c.campaign_id == cid)).scalars()
-            if e}
-    out = []
-    for address in addresses:
-        key = normalize(address)[1]
-        if key not in seen:
-            seen.add(key)
-            out.append(address)
-    return out
+    return only_new(addresses, conn.execute(sa.select(D.c.email).where(D.c.campaign_id == cid)).scalars())
 
 
 def _refuse_second_send(conn, issue_number: int, list_id: int, list_name: str) -> None:

@@ -67,7 +67,7 @@ class Services:
         self._transport = transport
         self._owns_transport = transport is None
         self._lock = threading.Lock()
-        self._list_titles: dict[int, str] = {}
+        self._lists: dict[int, tuple[str | None, str] | None] = {}
         self._db_limiter: anyio.CapacityLimiter | None = None
         self._pruned_at: float | None = None
 
@@ -145,17 +145,25 @@ class Services:
         except TokenError:
             return None
 
+    def _list(self, list_id: int) -> tuple[str | None, str] | None:
+        """(title, name) of a list, cached (lists are set up once, not edited while serving)."""
+        if list_id not in self._lists:
+            self._lists[list_id] = self.store.list_title(list_id)
+        return self._lists[list_id]
+
     def list_title(self, list_id: int) -> str:
-        """The list's title for pages (cached; the newsletter's name if untitled or unknown)."""
-        if list_id not in self._list_titles:
-            found = self.store.list_title(list_id)
-            name = self.settings.newsletter.name
-            if found is not None and found[0]:
-                name = found[0]
-            elif found is not None and found[1] not in ("main", ""):
-                name = f"{name} ({found[1]})"
-            self._list_titles[list_id] = name
-        return self._list_titles[list_id]
+        """The list's title for pages (the newsletter's name if untitled or unknown)."""
+        found, name = self._list(list_id), self.settings.newsletter.name
+        if found is not None and found[0]:
+            return found[0]
+        if found is not None and found[1] not in ("main", ""):
+            return f"{name} ({found[1]})"
+        return name
+
+    def list_name(self, list_id: int) -> str | None:
+        """The list's name (None: no such list, e.g. the 0 of a test send's token)."""
+        found = self._list(list_id)
+        return found[1] if found else None
 
     def invalid_link(self):
         # Deliberately the same page for forged, truncated, expired or wrong-purpose tokens.

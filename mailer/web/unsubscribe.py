@@ -29,8 +29,10 @@ def _state(svc: Services, subscriber_id: int) -> bool:
 def do_unsubscribe(svc: Services, subscriber_id: int, list_id: int) -> str:
     """Unsubscribe (if still receiving mail); returns the list title for the page."""
     # One transaction: already suppressed (bounced, complained, unsubscribed) or forgotten
-    # subscribers match no row and keep their status.
-    svc.store.suppress(subscriber_id, Status.UNSUBSCRIBED, reason=REASON, detail=f"list {list_id}")
+    # subscribers match no row and keep their status. The history is read by people: a list's
+    # name, not its id (cached, like the title).
+    name = svc.list_name(list_id)
+    svc.store.suppress(subscriber_id, Status.UNSUBSCRIBED, reason=REASON, detail=name and f"list {name}")
     return svc.list_title(list_id)
 
 

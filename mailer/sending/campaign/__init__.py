@@ -18,6 +18,7 @@ from mailer.sending.campaign.sender import Progress, Report, Sender
 from mailer.sending.message import SAMPLE_TOKEN, MessageTemplate
 from mailer.sending.transport import Transport, check_sendable
 from mailer.store import Store
+from mailer.store.addresses import only_new
 from mailer.store.engine import utcnow
 from mailer.tokens import Signer
 
@@ -79,6 +80,21 @@ def resume(store: Store, campaign_id: int | None, *, issue_number: int | None = 
     return store.campaign(campaign_id), requeued
 
 
+def _members(store: Store, list_name: str | None):
+    if not list_name:
+        return ()
+    return (sub for sub in store.iter_subscribers(list_name, Status.SUBSCRIBED) if sub.email)
+
+
+def recipient_count(store: Store, list_name: str | None, addresses: list[str] = ()) -> int:
+    """How many messages a send makes: the list's subscribed members plus the typed addresses
+    that are not among them (nor typed twice), exactly as ``start`` freezes them."""
+    if not addresses:
+        return store.count(list_name)["subscribed"] if list_name else 0
+    emails = [sub.email for sub in _members(store, list_name)]  # a test send: the small preview list
+    return len(emails) + len(only_new(addresses, emails))
+
+
 def subject_prefix(settings: Settings, test: bool) -> str:
     return settings.send.test_subject_prefix if test else ""
 
@@ -119,9 +135,12 @@ def dry_run(store: Store, rendered: Rendered, settings: Settings, list_name: str
     signer = Signer.from_settings(settings)
     list_id = store.list_id(list_name) if list_name else 0
     started, n, size = time.monotonic(), 0, 0
-    members = store.iter_subscribers(list_name, Status.SUBSCRIBED) if list_name else ()
-    recipients = itertools.chain(((sub.email, sub.id) for sub in members if sub.email),
-                                 ((a, 0) for a in dict.fromkeys(addresses)))
+    members = ((sub.email, sub.id) for sub in _members(store, list_name))  # a whole list streams
+    extra = []
+    if addresses:  # a test send: the small preview list, held to leave out typed members
+        members = list(members)
+        extra = only_new(addresses, (email for email, _ in members))
+    recipients = itertools.chain(members, ((a, 0) for a in extra))
     for email, sub_id in recipients:
         size += len(template.build(email, signer.unsubscribe_token(sub_id, list_id)))
         n += 1

@@ -62,6 +62,7 @@ class Progress:
     skipped: int = 0
     retries: int = 0
     started: float = field(default_factory=time.monotonic)
+    stopped: float | None = None  # set when the run ends: the figures stop moving
 
     @property
     def finished(self) -> int:
@@ -69,7 +70,9 @@ class Progress:
 
     @property
     def elapsed(self) -> float:
-        return time.monotonic() - self.started
+        # Frozen at the end, so the progress bar's last rate and the summary printed after
+        # it (a moment later) are the same figure.
+        return (self.stopped or time.monotonic()) - self.started
 
     @property
     def rate(self) -> float:
@@ -303,6 +306,7 @@ class Sender:
             status = CampaignStatus.PAUSED
             self.stop.set("unsent recipients remain")
         self.store.set_campaign_status(self.campaign.id, status, self.stop.reason)
+        progress.stopped = time.monotonic()
         self.on_progress(progress)
         return Report(self.store.campaign(self.campaign.id), progress, counts, status,
                       self.stop.reason, self.stop.interrupted)
