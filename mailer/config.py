@@ -355,8 +355,10 @@ def config_template() -> str:
             out += ["", f"[{section}]"]
             current = section
         default = f.default_factory() if callable(f.default_factory) else f.default
-        line = tomli_w.dumps({key: default}).strip()
-        out += [f"# {f.metadata['doc']}", line if (section, key) in _INIT_SET else f"# {line}"]
+        # A value (a long list) or a description may span lines: each line is commented.
+        value = tomli_w.dumps({key: default}).strip().splitlines()
+        out += [f"# {doc}".rstrip() for doc in f.metadata["doc"].splitlines()]
+        out += value if (section, key) in _INIT_SET else [f"# {line}" for line in value]
     return "\n".join(out) + "\n"
 
 

@@ -17,8 +17,6 @@ import pytest
 from mailer.config import Settings, with_overrides
 from mailer.issue.parse import parse_issue
 from mailer.issue.render import render_issue
-from tests.fixtures.render import CHROMIUM, CHROMIUM_ARGS, chromium_available
-from tests.fixtures.core import skip_unless
 
 pytestmark = pytest.mark.browser
 
@@ -91,22 +89,6 @@ def eras(corpus):
     paths = [p for p in corpus if p.name.startswith(ERAS)]
     assert len(paths) == len(ERAS)
     return [(p, render_issue(parse_issue(p), settings)) for p in paths]
-
-
-@pytest.fixture(scope="module")
-def browsers():
-    """Two headless Chromiums from one Playwright: a plain one, and one that darkens pages
-    itself (--force-dark-mode + WebContentsForceDark), as Gmail's apps do regardless of our CSS."""
-    skip_unless(chromium_available(), f"headless chromium not found at {CHROMIUM}")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        plain = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        forced = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS + [
-            "--force-dark-mode", "--enable-features=WebContentsForceDark"])
-        yield {"plain": plain, "forced": forced}
-        forced.close()
-        plain.close()
 
 
 PROBE = r"""() => {

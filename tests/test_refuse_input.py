@@ -13,7 +13,7 @@ from mailer.sending import campaign as cmp
 from mailer.sending.transport import OutboxTransport
 from mailer.store.importer import import_file
 from tests.fixtures.send import make_rendered
-from tests.test_web_browser import browser, shot  # noqa: F401 - fixture
+from tests.test_web_browser import shot
 
 
 def test_add_refuses_a_non_ascii_local_part(store):

@@ -78,7 +78,7 @@ def test_confirmation_mail_comes_from_the_campaign_mime_builder(start_web, db_se
     s = with_overrides(db_settings, newsletter={"from_": "Rust-Wochenschau – TWIR <newsletter@this-week-in-rust.org>"})
     web = start_web(transport=outbox, settings=s)
     assert web.http.post("/subscribe", data={"email": "Leser@Bücher.example"}).status_code == 200
-    mails(outbox, count=1)
+    mails(web, outbox)
     [path] = outbox.dir.glob("*.eml")
     raw = path.read_bytes()
     head, body = raw.split(b"\r\n\r\n", 1)
