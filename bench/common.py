@@ -76,3 +76,42 @@ def verdict(label: str, figure: str, ok: bool, target: str) -> bool:
 
 def load_note() -> str:
     return f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+
+
+PG_SERVER = os.environ.get("TWIRMAIL_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+def median_ms(fn, runs: int) -> float:
+    """Median milliseconds of ``runs`` calls, after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def on_both_databases(bench: Callable[[str, str], None], name: str) -> None:
+    """``bench(url, label)`` on a scratch SQLite file, then on a throwaway PostgreSQL database
+    (dropped afterwards; skipped with a line if the server is not reachable)."""
+    import tempfile
+
+    import sqlalchemy as sa
+
+    with tempfile.TemporaryDirectory() as tmp:
+        bench(f"sqlite:///{tmp}/{name}.db", "sqlite")
+    db = f"twirmail_bench_{os.getpid()}_{time.monotonic_ns() % 10**8}"
+    admin = sa.create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{db}"')
+    except sa.exc.OperationalError:
+        print("postgresql: not reachable, skipped")
+        return
+    try:
+        bench(sa.engine.make_url(PG_SERVER).set(database=db).render_as_string(hide_password=False), "postgresql")
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        admin.dispose()

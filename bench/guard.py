@@ -1,7 +1,7 @@
 """Guard benchmark: what one look at a campaign's bounce and complaint rates costs.
 
-    python bench/guard.py            # 100k-recipient campaign, 300k older feedback rows, SQLite and PostgreSQL
-    python bench/guard.py --quick    # 20k recipients, 60k older feedback rows
+    python bench/guard.py            # quick: 20k recipients, 60k older feedback rows, SQLite and PostgreSQL
+    python bench/guard.py --full     # 100k recipients, 300k older feedback rows (or BENCH_FULL=1)
 
 The send loop asks `Store.campaign_feedback` at most every 0.5 s (guard.CHECK_EVERY), from the
 thread that also records outcomes; this prints the median of 15 calls next to the median of
@@ -11,19 +11,14 @@ can be compared on the same machine and load.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import os
-import statistics
 import sys
-import tempfile
-import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-PG_SERVER = os.environ.get("TWIRMAIL_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import median_ms, on_both_databases, size  # noqa: E402
 
 
 def fill(store, recipients: int, old_feedback: int) -> int:
@@ -50,16 +45,6 @@ def fill(store, recipients: int, old_feedback: int) -> int:
     return cid
 
 
-def median_ms(fn, runs: int = 15) -> float:
-    fn()  # warm caches
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
-
-
 def bench(url: str, label: str, recipients: int, old: int) -> None:
     from mailer.config import load_settings, with_overrides
     from mailer.store import open_store
@@ -69,38 +54,16 @@ def bench(url: str, label: str, recipients: int, old: int) -> None:
         cid = fill(store, recipients, old)
         since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
         counts = store.campaign_feedback(cid, since=since)
-        guard = median_ms(lambda: store.campaign_feedback(cid, since=since))
-        ref = median_ms(lambda: store.delivery_counts(cid))
+        guard = median_ms(lambda: store.campaign_feedback(cid, since=since), 15)
+        ref = median_ms(lambda: store.delivery_counts(cid), 15)
     print(f"{label:10} {recipients:>7} recipients, {old + counts.hard_bounces + counts.complaints:>7} feedback rows: "
           f"campaign_feedback median {guard:7.1f} ms ({counts.hard_bounces} hard, {counts.complaints} complaints); "
           f"delivery_counts median {ref:7.1f} ms")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    recipients, old = (20_000, 60_000) if args.quick else (100_000, 300_000)
-    with tempfile.TemporaryDirectory() as tmp:
-        bench(f"sqlite:///{tmp}/guard.db", "sqlite", recipients, old)
-    import sqlalchemy as sa
-
-    name = f"twirmail_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except sa.exc.OperationalError:
-        print("postgresql: not reachable, skipped")
-        return
-    try:
-        bench(sa.engine.make_url(PG_SERVER).set(database=name).render_as_string(hide_password=False),
-              "postgresql", recipients, old)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
+    recipients, old = size((20_000, 60_000), (100_000, 300_000))
+    on_both_databases(lambda url, label: bench(url, label, recipients, old), "guard")
 
 if __name__ == "__main__":
     main()

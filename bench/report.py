@@ -1,7 +1,7 @@
 """Report benchmark: the `report` page's queries on a list with history.
 
-    python bench/report.py           # 20k subscribers x 25 campaigns (500k deliveries), 1000 departures
-    python bench/report.py --quick   # 5k x 10
+    python bench/report.py           # quick: 5k subscribers x 10 campaigns, 300 departures
+    python bench/report.py --full    # 20k x 25 (500k deliveries), 1000 departures (or BENCH_FULL=1)
 
 Prints medians of 3 runs of `unsubscribes_by_issue` (departures blamed on the last issue each
 reader got), `subscribers_per_week` and the whole page, next to `all_delivery_counts` (what
@@ -10,19 +10,14 @@ reader got), `subscribers_per_week` and the whole page, next to `all_delivery_co
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import os
-import statistics
 import sys
-import tempfile
-import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-PG_SERVER = os.environ.get("TWIRMAIL_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import median_ms, on_both_databases, size  # noqa: E402
 
 
 def fill(store, subscribers: int, campaigns: int, departures: int) -> None:
@@ -47,15 +42,6 @@ def fill(store, subscribers: int, campaigns: int, departures: int) -> None:
                                   for i in range(departures)])
 
 
-def median_ms(fn, runs: int = 3) -> float:
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
-
-
 def bench(url: str, label: str, sizes: tuple[int, int, int]) -> None:
     from mailer.config import load_settings, with_overrides
     from mailer.store import open_store
@@ -63,38 +49,17 @@ def bench(url: str, label: str, sizes: tuple[int, int, int]) -> None:
 
     with open_store(with_overrides(load_settings(env={}), database={"url": url}), upgrade=True) as store:
         fill(store, *sizes)
-        figures = {"unsubscribes_by_issue": median_ms(store.unsubscribes_by_issue),
-                   "subscribers_per_week": median_ms(store.subscribers_per_week),
-                   "whole page": median_ms(lambda: build_report(store)),
-                   "all_delivery_counts (reference)": median_ms(store.all_delivery_counts)}
+        figures = {"unsubscribes_by_issue": median_ms(store.unsubscribes_by_issue, 3),
+                   "subscribers_per_week": median_ms(store.subscribers_per_week, 3),
+                   "whole page": median_ms(lambda: build_report(store), 3),
+                   "all_delivery_counts (reference)": median_ms(store.all_delivery_counts, 3)}
     print(f"{label:10} {sizes[0] * sizes[1]} deliveries, {sizes[2]} departures: "
           + ", ".join(f"{k} {v:.0f} ms" for k, v in figures.items()))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    sizes = (5_000, 10, 300) if parser.parse_args().quick else (20_000, 25, 1_000)
-    with tempfile.TemporaryDirectory() as tmp:
-        bench(f"sqlite:///{tmp}/report.db", "sqlite", sizes)
-    import sqlalchemy as sa
-
-    name = f"twirmail_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except sa.exc.OperationalError:
-        print("postgresql: not reachable, skipped")
-        return
-    try:
-        bench(sa.engine.make_url(PG_SERVER).set(database=name).render_as_string(hide_password=False),
-              "postgresql", sizes)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
+    sizes = size((5_000, 10, 300), (20_000, 25, 1_000))
+    on_both_databases(lambda url, label: bench(url, label, sizes), "report")
 
 if __name__ == "__main__":
     main()
