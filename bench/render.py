@@ -98,11 +98,17 @@ def cold(issue: Path, trials: int) -> dict[str, list[float]]:
     floor = FLOOR.format(ext=list(SITE_EXTENSIONS), cfg=content.EXTENSION_CONFIGS)
     compile_bytecode(ROOT)
     with tempfile.TemporaryDirectory() as out:
-        def run(*args):
-            return lambda: subprocess.run([sys.executable, *args], check=True, env=env, cwd=out, capture_output=True)
+        def run(*args, ok=(0,)):
+            def call():
+                done = subprocess.run([sys.executable, *args], env=env, cwd=out, capture_output=True)
+                if done.returncode not in ok:
+                    sys.exit(f"{' '.join(args)} failed:\n{done.stderr.decode(errors='replace')}")
+            return call
 
         return interleaved({"render": run("-m", "mailer", "render", str(issue), "-o", out),
-                            "check": run("-m", "mailer", "check", str(issue)),
+                            # exit 1 = the issue has errors (every recent one links the retired
+                            # Mailchimp page): the check ran in full all the same.
+                            "check": run("-m", "mailer", "check", str(issue), ok=(0, 1)),
                             "floor": run("-c", floor, str(issue))}, trials)
 
 

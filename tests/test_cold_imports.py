@@ -93,3 +93,16 @@ def test_placeholder_leaves_an_already_imported_module_alone(already):
     out = fresh_python(code, env={}, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == (["module", "True"] if already else ["_Deferred", "False"])
+
+
+def test_check_builds_the_message_without_importing_the_store(tmp_path, issue_file):
+    # `check` is the editor's loop: building the message as `send` would must not pull in the
+    # store (SQLAlchemy alone was 170 ms of a cold `check`).
+    path = issue_file("A [link](https://example.org/).\n\n## News\n\n* item\n")
+    code = ("import json, sys\nfrom mailer.config import load_settings\nfrom mailer.issue.parse import parse_issue\n"
+            "from mailer.sending.preflight import check_message\n"
+            f"findings, rendered = check_message(parse_issue({str(path)!r}), load_settings(env={{}}))\n"
+            "print(json.dumps({'rendered': rendered is not None, 'sqlalchemy': 'sqlalchemy' in sys.modules}))")
+    out = fresh_python(code, env={}, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"rendered": True, "sqlalchemy": False}

@@ -22,7 +22,7 @@ from email.utils import formataddr, formatdate, parseaddr
 
 from mailer.config import Settings
 from mailer.errors import TransportError
-from mailer.models import SAMPLE_RECIPIENT, UNSUBSCRIBE_PLACEHOLDER, Rendered
+from mailer.models import SAMPLE_RECIPIENT, UNSUBSCRIBE_PLACEHOLDER, Campaign, Rendered
 
 CRLF = b"\r\n"
 SAMPLE_TOKEN = "SAMPLE-TOKEN"
@@ -228,3 +228,19 @@ class MessageTemplate:
     def sample(self) -> bytes:
         """A complete example message for a placeholder recipient (written by `render`)."""
         return self.build(SAMPLE_RECIPIENT, SAMPLE_TOKEN)
+
+
+def subject_prefix(settings: Settings, test: bool) -> str:
+    return settings.send.test_subject_prefix if test else ""
+
+
+def template_for(rendered: Rendered, settings: Settings, test: bool, campaign: Campaign | None = None,
+                 list_name: str | None = None) -> MessageTemplate:
+    """The message of a send (``campaign``) or of one about to be made (``list_name``).
+
+    Here, not in the campaign package, so `check` can build the message `send` would
+    without importing the store (a cold `check` is an editor's wait)."""
+    if campaign is not None:
+        list_name = campaign.list_name
+    return MessageTemplate(rendered, settings, subject_prefix=subject_prefix(settings, test),
+                           campaign_id=campaign.id if campaign else None, list_name=list_name)

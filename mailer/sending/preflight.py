@@ -15,7 +15,7 @@ from mailer.config import Settings
 from mailer.errors import TwirMailError
 from mailer.issue.lint import check_issue, check_parsed, silence
 from mailer.models import Finding, Issue, Rendered, Severity
-from mailer.sending.campaign import template_for
+from mailer.sending.message import template_for
 
 
 def check_message(issue: Issue, settings: Settings, *, ignore: Iterable[str] = (),

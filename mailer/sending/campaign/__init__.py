@@ -15,7 +15,7 @@ from mailer.errors import CampaignError
 from mailer.models import Campaign, CampaignKind, CampaignStatus, DeliveryStatus as DS, Rendered, Status
 from mailer.sending.campaign.guard import Guard
 from mailer.sending.campaign.sender import Progress, Report, Sender
-from mailer.sending.message import SAMPLE_TOKEN, MessageTemplate
+from mailer.sending.message import SAMPLE_TOKEN, subject_prefix, template_for
 from mailer.sending.transport import Transport, check_sendable
 from mailer.store import Store
 from mailer.store.addresses import only_new
@@ -93,18 +93,6 @@ def recipient_count(store: Store, list_name: str | None, addresses: list[str] = 
         return store.count(list_name)["subscribed"] if list_name else 0
     emails = [sub.email for sub in _members(store, list_name)]  # a test send: the small preview list
     return len(emails) + len(only_new(addresses, emails))
-
-
-def subject_prefix(settings: Settings, test: bool) -> str:
-    return settings.send.test_subject_prefix if test else ""
-
-
-def template_for(rendered: Rendered, settings: Settings, test: bool, campaign: Campaign | None = None,
-                 list_name: str | None = None) -> MessageTemplate:
-    if campaign is not None:
-        list_name = campaign.list_name
-    return MessageTemplate(rendered, settings, subject_prefix=subject_prefix(settings, test),
-                           campaign_id=campaign.id if campaign else None, list_name=list_name)
 
 
 def deliver(store: Store, campaign: Campaign, rendered: Rendered, transport: Transport, settings: Settings, *,
