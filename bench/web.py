@@ -123,7 +123,10 @@ def start_bare(port: int, workers: int) -> subprocess.Popen:
 def _start(args: list[str], port: int, probe: str | None) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TWIR_MAIL_")}
     env.update(TWIR_MAIL_SECRET_KEY=SECRET, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # A file, not a pipe: `serve` logs a line per request, and a pipe nobody reads fills up
+    # and stalls the server mid-benchmark.
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=log)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -134,7 +137,8 @@ def _start(args: list[str], port: int, probe: str | None) -> subprocess.Popen:
             return proc
         except OSError:
             if proc.poll() is not None:
-                raise SystemExit(f"server died: {proc.stderr.read().decode()[-2000:]}")
+                log.seek(0)
+                raise SystemExit(f"server died: {log.read().decode(errors='replace')[-2000:]}")
             time.sleep(0.1)
     proc.kill()
     raise SystemExit("server did not start")
