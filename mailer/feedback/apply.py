@@ -22,6 +22,7 @@ from mailer.config import Settings
 from mailer.errors import SubscriberError
 from mailer.feedback.events import EventKind, SesEvent
 from mailer.models import DeliveryEvent, FeedbackKind, Status
+from mailer.store.engine import utcnow
 
 log = logging.getLogger("twir_mail.feedback")
 # The SES events written on a delivery row (DeliveryEvent ranks them: a late "delivery" must not hide a bounce).
@@ -30,14 +31,10 @@ DELIVERY_EVENTS = {EventKind.DELIVERY_DELAY: DeliveryEvent.DELIVERY_DELAY, Event
                    EventKind.COMPLAINT: DeliveryEvent.COMPLAINT}
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
 def apply_notification(store, settings: Settings, sns_message_id: str, events: list[SesEvent],
                        now: dt.datetime | None = None) -> bool:
     """Apply one SNS notification's events once; False if this MessageId was seen before."""
-    now = now or _now()
+    now = now or utcnow()
     with store.transaction() as conn:
         if not store.claim_sns_message(sns_message_id, now, conn=conn):
             return False
@@ -48,7 +45,7 @@ def apply_notification(store, settings: Settings, sns_message_id: str, events: l
 def apply_events(store, settings: Settings, events: list[SesEvent], now: dt.datetime | None = None) -> None:
     """Apply events without SNS de-duplication (callers that have their own, e.g. a queue consumer)."""
     with store.transaction() as conn:
-        _apply_all(store, settings, events, now or _now(), conn)
+        _apply_all(store, settings, events, now or utcnow(), conn)
 
 
 def _apply_all(store, settings: Settings, events: list[SesEvent], now: dt.datetime, conn) -> None:

@@ -6,6 +6,7 @@ import datetime as dt
 
 import sqlalchemy as sa
 
+from mailer.store.engine import utcnow
 from mailer.store.schema import rate_events, sns_messages
 
 Rules = dict  # key -> (limit, window: dt.timedelta)
@@ -21,7 +22,7 @@ class RateLimitOps:
 
         Old events of these keys are deleted on the way, so the table stays small.
         """
-        now = now or dt.datetime.now(dt.timezone.utc)
+        now = now or utcnow()
         keys = sorted(rules)
         with self._write() as conn:
             if self.dialect == "postgresql":
@@ -43,7 +44,7 @@ class RateLimitOps:
                          now: dt.datetime | None = None) -> tuple[int, int]:
         """Delete rate-limit events and SNS MessageIds nobody will ask about again
         (both tables otherwise grow with every request). Returns the rows deleted."""
-        now = now or dt.datetime.now(dt.timezone.utc)
+        now = now or utcnow()
         with self._write() as conn:
             rates = conn.execute(sa.delete(rate_events).where(rate_events.c.at < now - rate_older_than)).rowcount
             sns = conn.execute(sa.delete(sns_messages).where(sns_messages.c.received_at < now - sns_older_than)
