@@ -78,7 +78,39 @@ def load_note() -> str:
     return f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
 
 
-PG_SERVER = os.environ.get("TWIRMAIL_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_SERVER = (os.environ.get("TWIRMAIL_BENCH_PG")
+             or os.environ.get("TWIRMAIL_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pg_database():
+    """(url, drop) of a throwaway PostgreSQL database on PG_SERVER; raises if it is unreachable."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
+    name = f"twirmail_bench_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except BaseException:
+        admin.dispose()
+        raise
+
+    def drop():
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+    return sa.engine.make_url(PG_SERVER).set(database=name).render_as_string(hide_password=False), drop
 
 
 def median_ms(fn, runs: int) -> float:
@@ -101,17 +133,12 @@ def on_both_databases(bench: Callable[[str, str], None], name: str) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         bench(f"sqlite:///{tmp}/{name}.db", "sqlite")
-    db = f"twirmail_bench_{os.getpid()}_{time.monotonic_ns() % 10**8}"
-    admin = sa.create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
     try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{db}"')
+        url, drop = pg_database()
     except sa.exc.OperationalError:
         print("postgresql: not reachable, skipped")
         return
     try:
-        bench(sa.engine.make_url(PG_SERVER).set(database=db).render_as_string(hide_password=False), "postgresql")
+        bench(url, "postgresql")
     finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-        admin.dispose()
+        drop()

@@ -17,21 +17,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import load_note, mode, size, verdict  # noqa: E402
-PG_SERVER = os.environ.get("TWIRMAIL_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+from common import load_note, mode, pg_database, size, verdict  # noqa: E402
 
 
 def make_csv(path: Path, rows: int) -> None:
@@ -100,22 +97,6 @@ def measure(url: str, csv_path: Path, export: bool = False) -> dict:
     if proc.returncode:
         sys.exit(f"benchmark child failed:\n{proc.stderr}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def pg_database():
-    import sqlalchemy as sa
-
-    admin = sa.create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
-    name = f"twirmail_bench_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-
-    def drop():
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-    return sa.engine.make_url(PG_SERVER).set(database=name).render_as_string(hide_password=False), drop
 
 
 def run_series(label: str, make_url, csv_path: Path, repeat: int, export: bool = False) -> dict:

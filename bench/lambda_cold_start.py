@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import compile_bytecode, load_note, median, mode, size, verdict  # noqa: E402
+from common import compile_bytecode, free_port, load_note, median, mode, size, verdict  # noqa: E402
 SECRET = "bench-secret-key-0123456789"
 TRIAL = r"""
 import copy, json, sys, time
@@ -65,12 +64,6 @@ t2 = time.perf_counter(); r = handler(e, None); t3 = time.perf_counter()
 assert r["statusCode"] == 200, r
 print(json.dumps({"import": t1 - t0, "first": t3 - t2}))
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def prepare(tmp: str, aws_env: dict[str, str]) -> tuple[str, str]:

@@ -26,7 +26,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -35,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import load_note, median, mode, size, verdict  # noqa: E402
+from common import free_port, load_note, median, mode, pg_database, size, verdict  # noqa: E402
 
 from mailer.config import load_settings  # noqa: E402
 from mailer.store import open_store  # noqa: E402
@@ -43,14 +42,7 @@ from mailer.store.schema import history, list_members, subscribers  # noqa: E402
 from mailer.tokens import Signer  # noqa: E402
 
 SECRET = "bench-secret-0123456789abcdef"
-PG_SERVER = os.environ.get("TWIRMAIL_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 BODY = b"List-Unsubscribe=One-Click"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def seed(store, n: int) -> list[int]:
@@ -142,21 +134,6 @@ def _start(args: list[str], port: int, probe: str | None) -> subprocess.Popen:
             time.sleep(0.1)
     proc.kill()
     raise SystemExit("server did not start")
-
-
-def pg_database():
-    name = f"twirmail_bench_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = sa.engine.make_url(PG_SERVER).set(database=name).render_as_string(hide_password=False)
-
-    def drop():
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-    return url, drop
 
 
 def stats(elapsed: float, lat: list[float], statuses: list[int]) -> dict:
