@@ -3,12 +3,13 @@
 Stages (timed for bench/render.py):
 1. markdown: body -> clean content fragment (mailer.issue.content)
 2. mjml: the Jinja2/MJML layout with a marker where the content goes
-3. inject: marker -> content. After MJML on purpose: MRML collapses the
+3. text: the plain-text part from the same content fragment (mailer.issue.textpart)
+4. inline: premailer inlines content.css (link, code, heading styles) into the
+   content fragment only: its rules are all scoped to ``.c``, and the layout's
+   own <style> blocks (mobile + dark mode) stay as they are
+5. inject: marker -> content. After MJML on purpose: MRML collapses the
    whitespace inside <pre>, which would flatten every code block.
-4. inline: premailer inlines content.css (link, code, heading styles); the
-   layout's own <style> blocks (mobile + dark mode) are marked ignore, kept as is
-5. minify: whitespace only
-6. text: the plain-text part from the same content fragment (mailer.issue.textpart)
+6. minify: whitespace only
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ PREHEADER_SPACER = "\u034f " * 90
 # rest of the page, footer and unsubscribe link included. The layout puts the
 # content ~15 deep; no published issue nests more than a few levels.
 MAX_CONTENT_DEPTH = 100
-_STYLE_OPEN = re.compile(r"<style(?![^>]*data-premailer)")
 COLOR_SCHEME_META = ('<meta name="color-scheme" content="light dark">'
                      '<meta name="supported-color-schemes" content="light dark">')
 
@@ -146,17 +146,19 @@ def layout_html(issue: Issue, settings: Settings, *, subject: str, preheader: st
         raise RenderError(f"MJML rendering failed: {exc}", path=tdir / TEMPLATE) from None
     if out.count(CONTENT_MARKER) != 1:
         raise RenderError("the template must contain the content marker exactly once", path=tdir / TEMPLATE)
-    # MJML's own and the layout's rules stay in <style>; only content.css gets inlined.
-    out = _STYLE_OPEN.sub('<style data-premailer="ignore"', out)
-    # Added after MJML so its CSS is never parsed as markup.
-    head = (f"{COLOR_SCHEME_META}<style data-premailer=\"ignore\">{_css(tdir, 'layout.css')}</style>"
-            f"<style>{_css(tdir, 'content.css')}</style>")
-    return out.replace("</head>", head + "</head>", 1)
+    # MJML's own and the layout's rules stay in <style> (content.css is inlined into the
+    # content). Added after MJML so its CSS is never parsed as markup.
+    return out.replace("</head>", f"{COLOR_SCHEME_META}<style>{_css(tdir, 'layout.css')}</style></head>", 1)
+
+
+# An element more than MAX_CONTENT_DEPTH levels below the fragment's root, found by
+# libxml2 level by level (a Python walk over every element's ancestors cost 0.5 ms).
+_TOO_DEEP = "/".join(["*"] * (MAX_CONTENT_DEPTH + 1))
 
 
 def _refuse_deep(fragment, issue: Issue) -> None:
-    depth = max(sum(1 for _ in el.iterancestors()) for el in fragment.iter())
-    if depth > MAX_CONTENT_DEPTH:
+    if fragment.xpath(_TOO_DEEP):
+        depth = max(sum(1 for _ in el.iterancestors()) for el in fragment.iter())
         raise RenderError(f"content is nested {depth} elements deep (blockquotes or lists in lists); "
                           f"an email allows {MAX_CONTENT_DEPTH}: its footer would be lost", path=issue.path)
 
@@ -178,19 +180,6 @@ def render_issue(issue: Issue, settings: Settings, *, timings: dict[str, float] 
     url = web_url(issue, settings)
     with timer("mjml"):
         layout = layout_html(issue, settings, subject=subject, preheader=preheader, url=url)
-    with timer("inject"):
-        # Serialised from the parsed tree rather than the raw string: stray or
-        # unclosed tags in the author's raw HTML stay balanced inside the content.
-        inner = lxml_html.tostring(fragment, encoding="unicode").removeprefix("<div>").removesuffix("</div>")
-        page = layout.replace(CONTENT_MARKER, f'<div class="c">{inner}</div>', 1)
-    with timer("inline"):
-        page = inline_css(page)
-        page = page.replace(' data-premailer="ignore"', "")
-        if not page.lstrip().lower().startswith("<!doctype"):
-            page = "<!doctype html>\n" + page
-    with timer("minify"):
-        if settings.render.minify:
-            page = minify(page)
     with timer("text"):
         news = settings.newsletter
         text = text_header(name=news.name, number=issue.number, date=_date(issue), web_url=url)
@@ -199,4 +188,18 @@ def render_issue(issue: Issue, settings: Settings, *, timings: dict[str, float] 
             privacy_url=settings.newsletter.privacy_url, unsubscribe_url=UNSUBSCRIBE_PLACEHOLDER,
             postal_address=postal_address(settings),
         )
+    with timer("inline"):
+        fragment.set("class", "c")  # the wrapper every content.css rule is scoped to
+        leftover = inline_css(fragment, _css(settings.templates_dir, "content.css"))
+    with timer("inject"):
+        # Serialised from the parsed tree rather than the raw string: stray or
+        # unclosed tags in the author's raw HTML stay balanced inside the content.
+        page = layout.replace(CONTENT_MARKER, lxml_html.tostring(fragment, encoding="unicode"), 1)
+        if leftover:  # media queries or pseudo-classes in content.css: kept as a <style> block
+            page = page.replace("</head>", f"<style>{leftover}</style></head>", 1)
+        if not page.lstrip().lower().startswith("<!doctype"):
+            page = "<!doctype html>\n" + page
+    with timer("minify"):
+        if settings.render.minify:
+            page = minify(page)
     return Rendered(issue=issue, subject=subject, preheader=preheader, html=page, text=text, web_url=url)

@@ -34,7 +34,10 @@ def wrap(text: str, width: int = WIDTH) -> list[str]:
     dominated the text part); anything else goes to textwrap itself.
     """
     words = text.split(" ")
-    if not all(w.strip() for w in words) or any(c in text for c in _OTHER_WS):
+    # textwrap treats a word that str.strip() empties (none, or only Unicode
+    # spaces such as U+00A0) as whitespace: such text goes to textwrap.
+    if (not text or "  " in text or text[0] == " " or text[-1] == " " or any(c in text for c in _OTHER_WS)
+            or (not text.isascii() and not all(w.strip() for w in words))):
         return textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False)
     lines, line = [], words[0]
     for word in words[1:]:
