@@ -106,3 +106,52 @@ def test_check_builds_the_message_without_importing_the_store(tmp_path, issue_fi
     out = fresh_python(code, env={}, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {"rendered": True, "sqlalchemy": False}
+
+
+DEFERRED = r"""
+import json, sys
+from mailer.issue.content import markdown_html
+from mailer.issue.inline import _premailer_class
+from mailer.issue.lint import mojibake
+markdown_html("```rust\nfn main() {}\n```\n")
+_premailer_class()
+repaired = mojibake("caf\u00c3\u00a9")
+names = ("requests", "urllib.request", "importlib.metadata", "encutils", "more_itertools", "wcwidth")
+before = [m for m in names if m in sys.modules]
+# Each library still reaches the real module when it does use one.
+import cssutils.helper, ftfy.formatting, pymdownx.util
+used = [cssutils.helper.path2url("/tmp/a b.css"), pymdownx.util.path2url("/tmp/a b"),
+        ftfy.formatting.display_ljust("\u30c6", 3, "."), cssutils.util.unique_everseen("aab") is not None]
+print(json.dumps({"before": before, "repaired": repaired, "used": [str(u) for u in used],
+                  "after": [m for m in names if m in sys.modules]}))
+"""
+
+
+def test_render_and_check_defer_what_only_network_code_uses(tmp_path):
+    out = fresh_python(DEFERRED, env={}, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["before"] == [] and result["repaired"] == "caf\u00e9"
+    assert result["used"][0] == "file:/tmp/a%20b.css" and result["used"][2] == "\u30c6."
+    assert {"urllib.request", "wcwidth", "more_itertools"} <= set(result["after"])
+
+
+def test_deferred_import_stand_ins_and_loud_misses(tmp_path, monkeypatch):
+    from mailer.issue.lazyimport import import_deferring
+
+    (tmp_path / "lazy_lib.py").write_text("import lazy_dep\nfrom lazy_dep2 import helper\n"
+                                          "def use():\n    return lazy_dep.VALUE, helper(2)\n")
+    (tmp_path / "lazy_dep.py").write_text("VALUE = 'real'\n")
+    (tmp_path / "lazy_dep2.py").write_text("def helper(x):\n    return x * 21\nCONST = 1\n")
+    (tmp_path / "lazy_bad.py").write_text("from lazy_dep2 import CONST\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("lazy_lib", "lazy_dep", "lazy_dep2", "lazy_bad"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    deferred = {"lazy_dep": (), "lazy_dep2": ("helper",)}
+    lib = import_deferring("lazy_lib", deferred)
+    assert "lazy_dep" not in sys.modules and "lazy_dep2" not in sys.modules
+    assert lib.use() == ("real", 42)  # each loads on first use
+    assert "lazy_dep" in sys.modules and "lazy_dep2" in sys.modules
+    monkeypatch.delitem(sys.modules, "lazy_dep2")
+    with pytest.raises(ImportError, match="CONST"):  # only the listed functions get stand-ins
+        import_deferring("lazy_bad", deferred)

@@ -112,3 +112,98 @@ def test_extension_instances_build_the_named_pipeline(corpus):
     for path in corpus[::4]:
         text = "\n" + content.CONTROL_CHARS.sub("", path.read_text(encoding="utf-8"))
         assert content.markdown_html(path.read_text(encoding="utf-8")) == named.reset().convert(text), path.name
+
+
+# -- bracket depth guard ------------------------------------------------------------------
+def old_bracket_scan(lines: list[str], start: int, path):
+    """The guard as it was: every bracket of every line, in Python."""
+    from mailer.errors import IssueError
+    from mailer.issue import parse
+
+    depth = dict.fromkeys("[(<", 0)
+    for number, line in enumerate(lines[start:], start + 1):
+        if not line.strip():
+            depth = dict.fromkeys("[(<", 0)
+            continue
+        for m in parse._BRACKET.finditer(line):
+            ch = m.group(0)[0]
+            if ch in depth:
+                depth[ch] += 1
+                if depth[ch] > parse.MAX_BRACKET_DEPTH:
+                    raise IssueError(f"more than {parse.MAX_BRACKET_DEPTH} nested or unclosed {ch} in one paragraph",
+                                     path=path, line=number)
+            elif depth[parse._OPENER[ch]]:
+                depth[parse._OPENER[ch]] -= 1
+
+
+def outcome(fn, *args):
+    from mailer.errors import IssueError
+
+    try:
+        fn(*args)
+    except IssueError as exc:
+        return str(exc)
+    return None
+
+
+@hsettings(max_examples=600, deadline=None)
+@given(st.text(alphabet="[]()<>a/ \t\n\u00a0\x1c", max_size=80), st.integers(min_value=0, max_value=3))
+@example("[[[\n\n[[[", 0)
+@example("x\n \n[[\n[[", 1)
+def test_paragraph_precheck_is_the_line_scan(text, start):
+    from unittest import mock
+
+    from mailer.issue import parse
+
+    with mock.patch.object(parse, "MAX_BRACKET_DEPTH", 2):
+        want = outcome(old_bracket_scan, text.split("\n"), start, Path("x.md"))
+        assert outcome(parse._refuse_deep_brackets, text, start, Path("x.md")) == want
+
+
+# -- pseudo-tag escaping ------------------------------------------------------------------
+_OLD_REAL_TAG = re.compile(r"</?([a-z][a-z0-9]*)" + content._ATTRS + r">")
+
+
+def old_escape_pseudo_tags(html: str) -> str:
+    """The escaper as it was: every "<" of the page looked at in Python."""
+    out = []
+    pos = skip = 0
+    for m in re.finditer("<", html):
+        start = m.start()
+        if start < max(pos, skip):
+            continue
+        tag = _OLD_REAL_TAG.match(html, start)
+        if tag and tag.group(1) in content.HTML_TAGS:
+            skip = tag.end()
+            continue
+        if html.startswith("<!--", start):
+            continue
+        out.append(html[pos:start])
+        out.append("&lt;")
+        pos = start + 1
+        end = html.find(">", pos)
+        nxt = html.find("<", pos)
+        if end != -1 and (nxt == -1 or end < nxt) and "\n" not in html[pos:end]:
+            out.append(html[pos:end])
+            out.append("&gt;")
+            pos = end + 1
+    out.append(html[pos:])
+    return "".join(out)
+
+
+_pieces = st.sampled_from(["<", ">", "/", "a", "b", "p", "T", "ab", "code", " ", "\n", '"', "'", "=", "!--",
+                           "-->", "x", ",", "<a href=\"", "<p>", "</p>", "<T>", "<br/>", "Vec<", "<!--"])
+
+
+@hsettings(max_examples=800, deadline=None)
+@given(st.lists(_pieces, max_size=30).map("".join))
+@example('<a title="x<y" href="u">text</a> Vec<T> <T: Clone>\n<p>')
+@example("<ab> <a, b> <!-- c --> <em>x</em> <impl Log>")
+def test_split_escaper_is_the_old_one(html):
+    assert content.escape_pseudo_tags(html) == old_escape_pseudo_tags(html)
+
+
+def test_escaper_on_the_corpus(corpus):
+    for path in corpus[::3]:
+        html = content.HTML_COMMENT.sub("", content.markdown_html(path.read_text(encoding="utf-8")))
+        assert content.escape_pseudo_tags(html) == old_escape_pseudo_tags(html), path.name

@@ -8,20 +8,18 @@ that no rule can match (half of its time). Every email carries the same
 re-serialises every property through cssutils) on each ``transform``;
 ``_CachedPremailer`` keeps those rules per stylesheet text.
 
-premailer imports ``requests`` at import time (~70 ms) for fetching external
-stylesheets; network access is off here, so premailer is imported with a
-placeholder that loads ``requests`` only if something actually uses it.
+premailer and cssutils import ``requests``, ``urllib.request`` and more for
+fetching external stylesheets; network access is off here, so those load only
+if something actually uses them (mailer.issue.lazyimport).
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
 import logging
-import sys
-import types
 
 from mailer.errors import RenderError
+from mailer.issue.lazyimport import import_deferring
 
 OPTIONS = dict(
     strip_important=False, allow_network=False, disable_link_rewrites=True,
@@ -30,26 +28,12 @@ OPTIONS = dict(
 )
 
 
-class _Deferred(types.ModuleType):
-    """Stands in for a module at someone else's import; the real one loads on first use."""
-
-    def __getattr__(self, name):
-        if name.startswith("__") or sys.modules.get(self.__name__) is self:
-            raise AttributeError(name)  # the import system probing, or used before the swap
-        return getattr(importlib.import_module(self.__name__), name)
-
-
-def _import_without(module: str, deferred: str):
-    """Import ``module`` while ``deferred`` is a placeholder that loads it only when used."""
-    if deferred in sys.modules:
-        return importlib.import_module(module)
-    stub = sys.modules[deferred] = _Deferred(deferred)
-    try:
-        return importlib.import_module(module)
-    finally:
-        if sys.modules.get(deferred) is stub:
-            del sys.modules[deferred]  # later imports of it get the real module
-
+# What premailer and cssutils import only to fetch stylesheets (and one helper for
+# @namespace rules), with the functions they take by name at import time.
+PREMAILER_DEFERRED = {
+    "requests": (), "urllib.request": ("pathname2url", "url2pathname"), "importlib.metadata": (),
+    "encutils": (), "more_itertools": ("unique_everseen",),
+}
 
 # (css text, ruleset index) -> (rules, leftover), as premailer returns them.
 _RULES: dict[tuple[str, int], tuple[list, list]] = {}
@@ -58,7 +42,7 @@ _RULES_MAX = 16  # a handful of stylesheets per process; a cap keeps edits in `p
 
 @functools.cache
 def _premailer_class():
-    premailer = _import_without("premailer", "requests")
+    premailer = import_deferring("premailer", PREMAILER_DEFERRED)
 
     class _CachedPremailer(premailer.Premailer):
         # The rules depend only on the CSS text, its index and OPTIONS, which

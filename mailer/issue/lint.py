@@ -16,17 +16,18 @@ instructions in comments, and code may legitimately say ``http://``.
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Callable, Iterable
 
-import ftfy
 from markdown.inlinepatterns import BACKTICK_RE, BacktickInlineProcessor
 
 from mailer.config import Settings
 from mailer.errors import TwirMailError
 from mailer.issue import drafts, links
 from mailer.issue.content import CONTROL_CHARS, HTML_COMMENT
+from mailer.issue.lazyimport import import_deferring
 from mailer.issue.parse import parse_issue
 from mailer.issue.sanitize import unsafe_markup
 from mailer.models import Finding, Issue, Rendered, Severity
@@ -83,9 +84,18 @@ def _blank_code_spans(line: str) -> str:
     return "".join(out) + line[pos:]
 
 
+@functools.cache
+def _ftfy():
+    # ftfy.formatting measures display widths with wcwidth (~10 ms to import), which
+    # fix_encoding never calls: it loads if something does.
+    return import_deferring("ftfy", {"wcwidth": ("wcswidth", "wcwidth")})
+
+
 def mojibake(line: str) -> str | None:
     """The repaired text if ``line`` holds UTF-8 read as a legacy charset, else None."""
-    fixed = ftfy.fix_encoding(line)
+    if line.isascii():
+        return None  # nothing to repair, and ftfy's import (~25 ms) waits for a line that needs it
+    fixed = _ftfy().fix_encoding(line)
     if fixed != line:
         return fixed
     # ftfy misses emoji read as Mac Roman: 🦀 (F0 9F A6 80) shows as "\uf8ffü¶Ä",

@@ -32,6 +32,7 @@ MAX_ISSUE_BYTES = 512 * 1024
 MAX_BRACKET_DEPTH = 32
 _BRACKET = re.compile(r"[\[\]()>]|<(?=[A-Za-z/!])")
 _OPENER = {"]": "[", ")": "(", ">": "<"}
+_BLANK_LINES = re.compile(r"\n(?:[^\S\n]*\n)+")  # what separates paragraphs (whitespace-only lines)
 
 
 def read_text(path: Path) -> str:
@@ -123,7 +124,7 @@ def parse_issue(path: str | Path) -> Issue:
     if not headers:
         raise IssueError("no Pelican headers (expected `Title:`, `Date:` ... at the top)", path=path, line=1)
     _refuse_control_chars(headers, path)
-    _refuse_deep_brackets(text.split("\n"), body_start, path)
+    _refuse_deep_brackets(text, body_start, path)
     for required in ("title", "date"):
         if not headers.get(required, ("", 0))[0]:
             line = headers.get(required, ("", 1))[1]
@@ -148,11 +149,52 @@ def parse_issue(path: str | Path) -> Issue:
     )
 
 
-def _refuse_deep_brackets(lines: list[str], start: int, path: Path) -> None:
+def _refuse_deep_brackets(text: str, start: int, path: Path) -> None:
     """Refuse [, ( or < (a tag's start) nested or left open deeper than MAX_BRACKET_DEPTH
-    within one paragraph."""
+    within one paragraph (of the lines from index ``start``)."""
+    lines = text.split("\n")
+    body = "\n".join(lines[start:])
+    pos = 0
+    for gap in [*_BLANK_LINES.finditer(body), None]:
+        end = gap.start() if gap else len(body)
+        paragraph = body[pos:end]
+        # Depth never exceeds the number of openers: most paragraphs need no scan.
+        if (max(paragraph.count("["), paragraph.count("("), paragraph.count("<")) > MAX_BRACKET_DEPTH
+                and _too_deep(paragraph)):
+            # Again line by line, for the line to name.
+            _scan_brackets(paragraph.split("\n"), start + body.count("\n", 0, pos), path)
+        pos = gap.end() if gap else end
+
+
+def _too_deep(paragraph: str) -> bool:
+    """Whether some opener kind goes deeper than MAX_BRACKET_DEPTH (no blank line inside)."""
+    square = paren = angle = 0
+    for token in _BRACKET.findall(paragraph):
+        if token == "[":
+            square += 1
+            if square > MAX_BRACKET_DEPTH:
+                return True
+        elif token == "(":
+            paren += 1
+            if paren > MAX_BRACKET_DEPTH:
+                return True
+        elif token == "<":
+            angle += 1
+            if angle > MAX_BRACKET_DEPTH:
+                return True
+        elif token == "]":
+            square -= square > 0
+        elif token == ")":
+            paren -= paren > 0
+        else:
+            angle -= angle > 0
+    return False
+
+
+def _scan_brackets(lines: list[str], start: int, path: Path) -> None:
+    """The depth of each opener kind through ``lines`` (the file's lines from index ``start``)."""
     depth = dict.fromkeys("[(<", 0)
-    for number, line in enumerate(lines[start:], start + 1):
+    for number, line in enumerate(lines, start + 1):
         if not line.strip():
             depth = dict.fromkeys("[(<", 0)  # a blank line ends the paragraph
             continue
