@@ -207,3 +207,43 @@ def test_escaper_on_the_corpus(corpus):
     for path in corpus[::3]:
         html = content.HTML_COMMENT.sub("", content.markdown_html(path.read_text(encoding="utf-8")))
         assert content.escape_pseudo_tags(html) == old_escape_pseudo_tags(html), path.name
+
+
+# -- mojibake: ftfy only for lines its own test calls bad -------------------------------------
+def old_mojibake(line: str) -> str | None:
+    """As it was: ftfy.fix_encoding on every line, then the Mac Roman emoji repair."""
+    import ftfy
+
+    from mailer.issue import lint
+
+    fixed = ftfy.fix_encoding(line)
+    if fixed != line:
+        return fixed
+    with __import__("unittest").mock.patch.object(lint, "_looks_bad", lambda: (lambda text: False)):
+        return lint.mojibake(line)  # the repair that follows ftfy, unchanged
+
+
+_MOJIBAKE_SOURCES = st.text(alphabet="aé–—’“”🦀€ü ñ\u00a0Ωx.", min_size=1, max_size=12)
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(_MOJIBAKE_SOURCES, st.sampled_from(["latin-1", "cp1252", "mac_roman", "utf-8"]))
+@example("café", "latin-1")
+@example("— 🦀 “quoted”", "utf-8")
+def test_mojibake_with_precheck_is_ftfy_on_every_line(text, codec):
+    from mailer.issue.lint import mojibake
+
+    try:
+        line = text.encode("utf-8").decode(codec)  # what a wrong decode makes of it
+    except UnicodeDecodeError:
+        line = text
+    assert mojibake(line) == old_mojibake(line)
+
+
+def test_mojibake_precheck_on_the_corpus_and_draft(corpus, draft):
+    from mailer.issue.lint import mojibake
+
+    lines = [line for path in [*corpus, draft] for line in path.read_text(encoding="utf-8").split("\n")
+             if not line.isascii()]
+    assert len(lines) > 400
+    assert [mojibake(line) for line in lines] == [old_mojibake(line) for line in lines]

@@ -91,11 +91,30 @@ def _ftfy():
     return import_deferring("ftfy", {"wcwidth": ("wcswidth", "wcwidth")})
 
 
+@functools.cache
+def _looks_bad():
+    """ftfy's own mojibake test, ``ftfy.badness.is_bad``, without the ftfy package.
+
+    ``fix_encoding`` returns a line unchanged unless ``is_bad`` finds a likely
+    mojibake sequence in it; the package's import (character tables and codecs,
+    ~20 ms of a cold `check`) waits for such a line. badness.py imports only
+    ``re`` and ``warnings``, so it runs on its own.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("ftfy")
+    path = Path(spec.submodule_search_locations[0]) / "badness.py"
+    badness_spec = importlib.util.spec_from_file_location("mailer.issue._ftfy_badness", path)
+    module = importlib.util.module_from_spec(badness_spec)
+    badness_spec.loader.exec_module(module)
+    return module.is_bad
+
+
 def mojibake(line: str) -> str | None:
     """The repaired text if ``line`` holds UTF-8 read as a legacy charset, else None."""
     if line.isascii():
-        return None  # nothing to repair, and ftfy's import (~25 ms) waits for a line that needs it
-    fixed = _ftfy().fix_encoding(line)
+        return None
+    fixed = _ftfy().fix_encoding(line) if _looks_bad()(line) else line
     if fixed != line:
         return fixed
     # ftfy misses emoji read as Mac Roman: 🦀 (F0 9F A6 80) shows as "\uf8ffü¶Ä",
