@@ -195,10 +195,11 @@ def test_layout_fits_and_has_one_visible_h1(probes, eras):
         assert p["scroll"] <= width and p["right"] <= width, (where, p["scroll"], p["right"])
         assert p["h1"] == [titles[era]], where
         assert not p["preheader"], where
-        # Every table sits in a scroll wrapper: the 2022 one (614 px of unbreakable words at
-        # 14 px) scrolls inside it, the 2025 one fits even at 375 px.
+        # Every table sits in a scroll wrapper: on a phone the 2022 one (six columns of
+        # unbreakable words) scrolls inside it, the 2025 one fits. At 600 px the 2022 one
+        # fits or not by the font (552 px with Arial's metrics, 614 px with DejaVu Sans).
         assert all(t["overflow"] == "auto" for t in p["tables"]), where
-        if era in ("2022-05-11", "2025-04-09"):
+        if era in ("2022-05-11", "2025-04-09") and width == 375:
             assert [t["scrolls"] for t in p["tables"]] == [era == "2022-05-11"], where
         # Cells wrap between words only, never "mea|n".
         assert p["broken_words"] == [], (where, p["broken_words"])
