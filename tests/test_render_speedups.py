@@ -106,12 +106,47 @@ def test_whitespace_passes_are_the_old_ones(chunk):
 
 
 # -- Markdown pipeline ----------------------------------------------------------------
-def test_extension_instances_build_the_named_pipeline(corpus):
-    named = markdown.Markdown(extensions=content.EXTENSIONS, extension_configs=content.EXTENSION_CONFIGS,
-                              output_format="html")
-    for path in corpus[::4]:
+def stock_markdown() -> markdown.Markdown:
+    return markdown.Markdown(extensions=content.EXTENSIONS, extension_configs=content.EXTENSION_CONFIGS,
+                             output_format="html")
+
+
+def test_fast_pipeline_is_the_named_stock_pipeline_on_the_corpus(corpus, draft):
+    named = stock_markdown()
+    for path in [*corpus, draft]:
         text = "\n" + content.CONTROL_CHARS.sub("", path.read_text(encoding="utf-8"))
         assert content.markdown_html(path.read_text(encoding="utf-8")) == named.reset().convert(text), path.name
+    assert type(content._markdown().treeprocessors["inline"]).__name__ == "FastInlineProcessor"
+
+
+_md_pieces = st.sampled_from([
+    "[a](https://x.org/)", "[a][r]", "[r]", "[a][]", "![i](https://x.org/i.png)", "![i][r]", "[^1]", "`c`",
+    "``c`d``", "\\*", "\\[", "*e*", "**s**", "_u_", "__d__", "<https://x.org/>", "<a@x.org>", "<b>h</b>",
+    "&amp;", "&#123;", "  \n", "\n", "\n\n", " ", "text", "[", "]", "(", ")", "!", "<", "&", "*", "_", "`",
+    "\n\n[r]: https://ref.org/\n", "\n\n[^1]: note\n", "\n\n* item ", "\n\n> quote ", "\n\n```\ncode\n```\n",
+])
+
+
+@hsettings(max_examples=400, deadline=None)
+@given(st.lists(_md_pieces, max_size=25).map("".join))
+@example("[a][r] and [r] and ![i][r]\n\n[r]: https://ref.org/\n")
+@example("no refs: [a][r] [r] ![i][r] **x** <https://x.org/> a  \nb &amp;")
+def test_fast_inline_pass_is_pythons_markdowns(text):
+    assert content.markdown_html(text) == stock_markdown().convert("\n" + text)
+
+
+def test_a_pattern_the_fast_pass_does_not_know_is_always_called():
+    from markdown.inlinepatterns import SimpleTagInlineProcessor
+
+    from mailer.issue import fastinline
+
+    md = stock_markdown()
+    md.inlinePatterns.register(SimpleTagInlineProcessor(r"()=(.+?)=", "mark"), "mark", 65)
+    fastinline.install(md)
+    inline = md.treeprocessors["inline"]
+    assert type(inline).__name__ == "FastInlineProcessor"
+    assert inline._triggers[[type(p).__name__ for p in inline.inlinePatterns].index("SimpleTagInlineProcessor")] is None
+    assert md.convert("plain =marked= text") == "<p>plain <mark>marked</mark> text</p>"
 
 
 # -- bracket depth guard ------------------------------------------------------------------
