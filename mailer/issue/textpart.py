@@ -84,9 +84,14 @@ class _Text:
 
     def paragraph(self, text: str, first: str = "", rest: str = "") -> None:
         text = _WS.sub(" ", text).strip(" ")
+        width = max(WIDTH - len(rest), 20)
+        if _BR not in text:  # most paragraphs: one chunk
+            if text.strip():
+                for j, line in enumerate(wrap(text.strip(), width) or [""]):
+                    self.lines.append(((rest if j else first) + line).rstrip())
+            return
         if not text.replace(_BR, "").strip():
             return
-        width = max(WIDTH - len(rest), 20)
         for i, chunk in enumerate(text.split(_BR)):
             chunk = chunk.strip()
             wrapped = wrap(chunk, width) or [""]
@@ -105,7 +110,9 @@ def _inline(node, out: _Text) -> str:
     if tag == "img":
         alt = (node.get("alt") or "").strip()
         return f"[{alt}]" if alt else ""
-    inner = (node.text or "") + "".join(_inline(c, out) + (c.tail or "") for c in node)
+    inner = node.text or ""
+    if len(node):
+        inner += "".join([_inline(c, out) + (c.tail or "") for c in node])
     if tag == "a" and node.get("href"):
         return _link(node.get("href"), inner, out)
     return inner
