@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import anyio.to_thread
+import httpx
 import pytest
 
 from mailer.models import Status
@@ -42,6 +47,38 @@ def test_one_click_unsubscribes_without_redirect_or_cookies(live, encoding):
     assert last.detail == "list main"  # `subscribers show` prints it: a list name, not an id
     # The page offers to come back (which needs a fresh confirmation).
     assert f'action="/unsubscribe/{token}/resubscribe"' in r.text
+
+
+def test_one_click_runs_no_worker_thread(live, monkeypatch):
+    """The write runs on the event loop (mailer/store/loopwriter.py): on the busiest path the
+    hop to a worker thread and back cost more than the write itself."""
+    sub, token = live.add("loop@example.com")
+    assert live.http.get(f"/unsubscribe/{token}").status_code == 200  # the list's title, cached
+    hops, run_sync = [], anyio.to_thread.run_sync
+
+    async def counted(fn, *args, **kwargs):
+        hops.append(fn)
+        return await run_sync(fn, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    r = live.http.post(f"/unsubscribe/{token}", data=ONE_CLICK)
+    assert r.status_code == 200 and "You have been unsubscribed" in r.text
+    assert hops == []
+    assert live.store.get_by_id(sub.id).status is Status.UNSUBSCRIBED
+
+
+def test_one_click_waits_for_another_sqlite_writer_without_blocking_the_app(live):
+    if live.store.dialect != "sqlite":
+        pytest.skip("SQLite's database-wide write lock")
+    sub, token = live.add("patient@example.com")
+    with ThreadPoolExecutor(1) as pool:
+        with live.store.transaction():  # BEGIN IMMEDIATE: another writer holds the lock
+            answer = pool.submit(httpx.post, f"{live.url}/unsubscribe/{token}", data=ONE_CLICK, timeout=30)
+            time.sleep(0.3)
+            assert not answer.done()  # waiting for the lock, in a worker thread...
+            assert live.http.get("/healthz").status_code == 200  # ...while the app serves others
+        assert answer.result(30).status_code == 200
+    assert statuses(live, sub.id) == [Status.SUBSCRIBED, Status.UNSUBSCRIBED]
 
 
 def test_one_click_is_idempotent(live):

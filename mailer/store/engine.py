@@ -24,7 +24,9 @@ CONNECT_TIMEOUT_S = 10  # PostgreSQL
 # Under typical server/proxy idle timeouts, so a pooled connection is rarely found
 # dead; if one is, SQLAlchemy invalidates the pool and that one request fails (503).
 POOL_RECYCLE_S = 300
-POOL_SIZE = 10  # >= the web app's concurrent database calls (mailer/web/context.py DB_THREADS)
+# >= the web app's concurrent database calls (mailer/web/context.py DB_THREADS); also the most
+# connections loopwriter.py opens for the one-click write, beside these, per web process.
+POOL_SIZE = 10
 
 
 def utcnow() -> dt.datetime:
@@ -55,10 +57,15 @@ def create_engine(url: str) -> sa.Engine:
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
+    return sa.create_engine(parsed, pool_recycle=POOL_RECYCLE_S, pool_size=POOL_SIZE, max_overflow=10,
+                            connect_args=pg_connect_args(parsed))
+
+
+def pg_connect_args(url: sa.URL) -> dict:
+    """Driver arguments beyond the URL's, for every PostgreSQL connection (the engine's and loopwriter's)."""
     # libpq waits forever for a server that accepts but never answers (a hung host, a wrong
     # port forward): give up after CONNECT_TIMEOUT_S unless the URL says otherwise.
-    args = {} if "connect_timeout" in parsed.query else {"connect_timeout": CONNECT_TIMEOUT_S}
-    return sa.create_engine(parsed, pool_recycle=POOL_RECYCLE_S, pool_size=POOL_SIZE, max_overflow=10, connect_args=args)
+    return {} if "connect_timeout" in url.query else {"connect_timeout": CONNECT_TIMEOUT_S}
 
 
 def _sqlite_engine(url: sa.URL) -> sa.Engine:

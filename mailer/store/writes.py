@@ -25,18 +25,20 @@ from mailer.store.schema import deliveries, feedback_events, history, list_membe
 
 REASON_MAX = 32
 NAME_MAX = 200  # schema: subscribers.name
-# Statuses that still get mail, the common one first (Store.suppress tries them in order).
-_RECEIVING = sorted((s for s in Status if not s.suppressed), key=lambda s: s != Status.SUBSCRIBED)
-# Built once: on the one-click path, building these statements per call (and SQLAlchemy
-# deriving their cache keys) cost more than running them (profiled under bench/web.py).
-_SUPPRESS = (S.update().where(S.c.id == sa.bindparam("sid"), S.c.status == sa.bindparam("old"),
-                              S.c.email.is_not(None))
-             .values(status=sa.bindparam("new"), updated_at=sa.bindparam("at")).returning(S.c.id))
-_HISTORY = history.insert()
+# Statuses that still get mail, the common one first (suppress tries them in order).
+RECEIVING = sorted((s for s in Status if not s.suppressed), key=lambda s: s != Status.SUBSCRIBED)
+# The one-click statements, shared with loopwriter.py. Built once: on the one-click path,
+# building them per call (and SQLAlchemy deriving their cache keys) cost more than running
+# them (profiled under bench/web.py). Parameters: sid, old, new, at (+ reason, detail).
+SUPPRESS = (S.update().where(S.c.id == sa.bindparam("sid"), S.c.status == sa.bindparam("old"),
+                             S.c.email.is_not(None))
+            .values(status=sa.bindparam("new"), updated_at=sa.bindparam("at")).returning(S.c.id))
+HISTORY = history.insert()
+HISTORY_COLUMNS = ["subscriber_id", "at", "old_status", "new_status", "reason", "detail"]  # history_row's keys
 # PostgreSQL: the same UPDATE as a data-modifying CTE feeding the history INSERT, one atomic statement.
-_CHANGED = _SUPPRESS.cte("changed")
-_PG_SUPPRESS = history.insert().from_select(
-    ["subscriber_id", "at", "old_status", "new_status", "reason", "detail"],
+_CHANGED = SUPPRESS.cte("changed")
+PG_SUPPRESS = history.insert().from_select(
+    HISTORY_COLUMNS,
     sa.select(_CHANGED.c.id, sa.bindparam("at"), sa.bindparam("old"), sa.bindparam("new"),
               sa.bindparam("reason"), sa.bindparam("detail")),
 ).returning(history.c.subscriber_id)
@@ -97,6 +99,14 @@ def check_reason(reason: str) -> str:
     if not reason or len(reason) > REASON_MAX:
         raise SubscriberError(f"reason must be 1 to {REASON_MAX} characters, got {reason!r}")
     return reason
+
+
+def suppress_args(status: Status | str, reason: str) -> tuple[Status, str]:
+    """The checked arguments of a suppress (Store.suppress, LoopWriter.suppress)."""
+    status, reason = Status(status), check_reason(reason)
+    if not status.suppressed:
+        raise SubscriberError(f"suppress needs a suppressed status, got {status.value}")
+    return status, reason
 
 
 def history_row(subscriber_id: int, old: Status | str | None, new: Status | str, reason: str,
@@ -214,20 +224,18 @@ class Store(LedgerOps, FeedbackOps, RateLimitOps, ReportOps, StoreBase):
         UPDATE in a CTE) committed on its own, a single round trip. The UPDATE's WHERE is
         the check, so two concurrent clicks log one change (the second finds nothing).
         """
-        status, reason = Status(status), check_reason(reason)
-        if not status.suppressed:
-            raise SubscriberError(f"suppress needs a suppressed status, got {status.value}")
+        status, reason = suppress_args(status, reason)
         now = utcnow()
         if self.dialect == "postgresql":  # UPDATE and INSERT in one statement: one round trip
             with self._autocommit() as conn:
-                return any(conn.execute(_PG_SUPPRESS, {"sid": subscriber_id, "old": old.value, "new": status.value,
-                                                       "at": now, "reason": reason, "detail": detail}).first()
-                           for old in _RECEIVING)
+                return any(conn.execute(PG_SUPPRESS, {"sid": subscriber_id, "old": old.value, "new": status.value,
+                                                      "at": now, "reason": reason, "detail": detail}).first()
+                           for old in RECEIVING)
         with self._write() as conn:
-            for old in _RECEIVING:  # most likely first: usually the first UPDATE matches
+            for old in RECEIVING:  # most likely first: usually the first UPDATE matches
                 params = {"sid": subscriber_id, "old": old.value, "new": status.value, "at": now}
-                if conn.execute(_SUPPRESS, params).first() is not None:
-                    conn.execute(_HISTORY, history_row(subscriber_id, old, status, reason, detail, now))
+                if conn.execute(SUPPRESS, params).first() is not None:
+                    conn.execute(HISTORY, history_row(subscriber_id, old, status, reason, detail, now))
                     return True
         return False
 

@@ -5,7 +5,8 @@ it from the environment's settings: the factory that ``twir-mail serve``,
 systemd and Docker hand to uvicorn (``uvicorn --factory mailer.web:app_from_env``)
 and that AWS Lambda's adapter (``aws_lambda.handler``) wraps.
 Handlers are async only to read bodies; database and transport work runs in
-the thread pool, since the store is synchronous SQLAlchemy.
+the thread pool, since the store is synchronous SQLAlchemy, except the one-click
+write, which runs on the event loop itself (mailer/store/loopwriter.py).
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ def create_app(settings: Settings, *, store: Any = None, transport: Any = None,
     @contextlib.asynccontextmanager
     async def lifespan(app):
         yield
+        await svc.close_loop_writer()
         svc.close()
 
     routes = [

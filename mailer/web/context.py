@@ -7,6 +7,7 @@ as a 503 page instead of a crash at start-up.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import threading
@@ -27,7 +28,8 @@ CONFIRM_MAX_AGE = 7 * 24 * 3600  # confirmation links expire after a week
 # SNS retries a delivery for up to about a day (its HTTP retry policy at most hours): a MessageId
 # older than this will not come back, so its de-duplication row can go.
 SNS_ID_KEEP = dt.timedelta(days=7)
-# Concurrent database calls per process (see run_db). PostgreSQL: at most the engine's
+# Concurrent database calls in threads per process (see run_db; the one-click write runs on
+# the event loop instead, see loop_writer). PostgreSQL: at most the engine's
 # pool_size (mailer/store/engine.py), so no call waits for, or churns, an overflow connection;
 # commits wait on the WAL flush, and more of them in flight share one flush.
 DB_THREADS = {"sqlite": 2, "postgresql": 10}
@@ -69,6 +71,8 @@ class Services:
         self._lock = threading.Lock()
         self._lists: dict[int, tuple[str | None, str] | None] = {}
         self._db_limiter: anyio.CapacityLimiter | None = None
+        self._writer: Any = None  # the store's LoopWriter, and the event loop it belongs to
+        self._writer_loop: asyncio.AbstractEventLoop | None = None
         self._pruned_at: float | None = None
 
     # -- lazily opened resources ------------------------------------------------
@@ -91,6 +95,22 @@ class Services:
         from mailer.sending.transport import open_transport
 
         return self._lazy("_transport", open_transport)
+
+    async def loop_writer(self):
+        """The one-click write without a thread hop (mailer/store/loopwriter.py), one per event loop."""
+        loop = asyncio.get_running_loop()
+        if self._writer_loop is not loop:  # the first call, or the app now runs in another loop
+            from mailer.store.loopwriter import LoopWriter
+
+            old, self._writer, self._writer_loop = self._writer, LoopWriter(self.store), loop
+            if old is not None:
+                await old.close()
+        return self._writer
+
+    async def close_loop_writer(self) -> None:
+        writer, self._writer, self._writer_loop = self._writer, None, None
+        if writer is not None:
+            await writer.close()
 
     def close(self) -> None:
         if self._owns_transport and self._transport is not None:
@@ -150,6 +170,12 @@ class Services:
         if list_id not in self._lists:
             self._lists[list_id] = self.store.list_title(list_id)
         return self._lists[list_id]
+
+    async def load_list(self, list_id: int) -> None:
+        """Cache a list's title and name, read in a thread the first time: the event loop never
+        waits for a query (list_title and list_name then answer from the cache)."""
+        if list_id not in self._lists:
+            await self.run_db(self._list, list_id)
 
     def list_title(self, list_id: int) -> str:
         """The list's title for pages (the newsletter's name if untitled or unknown)."""
