@@ -77,7 +77,9 @@ def test_a_database_failure_leaves_the_message_for_later(store, db_settings, mot
         m.setattr(store, "log_feedback", down)
         with pytest.raises(StoreError):
             FeedbackQueue(store, settings).poll_once(wait_seconds=0)
-    assert store.get(sub.email).status is Status.SUBSCRIBED and feedback_route.counts() == (0, 1)
+    # Not deleted: still in flight, or visible again if this machine took over a second
+    # (the visibility timeout) to get here (seen under a loaded parallel test run).
+    assert store.get(sub.email).status is Status.SUBSCRIBED and sum(feedback_route.counts()) == 1
     result = FeedbackQueue(store, settings).drain(wait_seconds=2)  # back after the visibility timeout
     assert result.applied == 1 and store.get(sub.email).status is Status.COMPLAINED
 
