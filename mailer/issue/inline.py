@@ -28,11 +28,10 @@ OPTIONS = dict(
 )
 
 
-# What premailer and cssutils import only to fetch stylesheets (and one helper for
-# @namespace rules), with the functions they take by name at import time.
+# What premailer and cssutils import only to fetch stylesheets, with the functions
+# they take by name at import time.
 PREMAILER_DEFERRED = {
-    "requests": (), "urllib.request": ("pathname2url", "url2pathname"), "importlib.metadata": (),
-    "encutils": (), "more_itertools": ("unique_everseen",),
+    "requests": (), "urllib.request": ("pathname2url", "url2pathname"), "importlib.metadata": (), "encutils": (),
 }
 
 # (css text, ruleset index) -> (rules, leftover), as premailer returns them.

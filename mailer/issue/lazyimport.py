@@ -4,8 +4,7 @@ The renderer's libraries import modules for work twir-mail never asks of them:
 premailer imports ``requests`` and cssutils ``urllib.request``,
 ``importlib.metadata`` and ``encutils``, all to fetch stylesheets over the
 network (off here); pymdownx imports ``urllib.request`` for two path helpers
-of extensions the renderer does not load; cssutils takes one function from
-``more_itertools`` for @namespace rules. Together about 100 ms of a cold
+of extensions the renderer does not load. Together about 70 ms of a cold
 ``check`` or ``render``, which the editor pays on every run.
 
 ``import_deferring(module, deferred)`` imports ``module`` with a placeholder
