@@ -73,6 +73,12 @@ def test_fragment_inlining_gives_premailers_whole_page_output():
     assert "#123456" in fragment_content(css_b)
 
 
+def test_a_stylesheet_that_says_unset_still_drops_unset_properties():
+    css = ".c a { color: unset; font-weight: bold; } .c code { background: #eff1f3; }"
+    assert fragment_content(css) == whole_page_content(css)
+    assert "unset" not in fragment_content(css) and "font-weight:bold" in fragment_content(css)
+
+
 def test_content_css_needs_no_scope_on_the_fragment():
     shipped = (TEMPLATES / "content.css").read_text(encoding="utf-8")
     # As it was: every selector of every rule under .c.
@@ -247,6 +253,8 @@ def test_escaper_on_the_corpus(corpus):
 # -- mojibake: ftfy only for lines its own test calls bad -------------------------------------
 def old_mojibake(line: str) -> str | None:
     """As it was: ftfy.fix_encoding on every line, then the Mac Roman emoji repair."""
+    from unittest import mock
+
     import ftfy
 
     from mailer.issue import lint
@@ -254,7 +262,7 @@ def old_mojibake(line: str) -> str | None:
     fixed = ftfy.fix_encoding(line)
     if fixed != line:
         return fixed
-    with __import__("unittest").mock.patch.object(lint, "_looks_bad", lambda: (lambda text: False)):
+    with mock.patch.object(lint, "_looks_bad", lambda: (lambda text: False)):
         return lint.mojibake(line)  # the repair that follows ftfy, unchanged
 
 

@@ -68,7 +68,10 @@ def inline_css(element, css: str) -> str:
     pseudo-classes) as CSS text for a ``<style>`` block, "" when there are none.
     """
     try:
-        premailer = _premailer_class()(element, css_text=[css], disable_leftover_css=True, **OPTIONS)
+        # Dropping "unset" properties is a pass over every styled element; only a stylesheet
+        # that says "unset" needs it (ours does not).
+        premailer = _premailer_class()(element, css_text=[css], disable_leftover_css=True,
+                                       remove_unset_properties="unset" in css, **OPTIONS)
         premailer.transform()
         if css not in _LEFTOVER:
             if len(_LEFTOVER) >= _RULES_MAX:

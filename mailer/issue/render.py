@@ -208,7 +208,7 @@ def render_issue(issue: Issue, settings: Settings, *, timings: dict[str, float] 
         page = layout.replace(CONTENT_MARKER, etree.tostring(fragment, encoding="unicode", method="html"), 1)
         if leftover:  # media queries or pseudo-classes in content.css: kept as a <style> block
             page = page.replace("</head>", f"<style>{leftover}</style></head>", 1)
-        if not page.lstrip().lower().startswith("<!doctype"):
+        if page.lstrip()[:9].lower() != "<!doctype":  # (not the whole page lower-cased)
             page = "<!doctype html>\n" + page
     with timer("minify"):
         if settings.render.minify:
