@@ -50,19 +50,23 @@ class FastInlineProcessor(treeprocessors.InlineProcessor):
                  for p in self.inlinePatterns]
         # Per pattern, the literals one of which a match needs (None: always call it), and
         # whether it needs a reference definition in the document.
-        self._triggers = [TRIGGERS[name][1] if name else None for name in known]
+        self._triggers = [frozenset(TRIGGERS[name][1]) if name else None for name in known]
         self._reference_only = [name in REFERENCE_ONLY for name in known]
+        self._literals = frozenset().union(*(t for t in self._triggers if t is not None))
 
     def _InlineProcessor__handleInline(self, data: str, patternIndex: int = 0) -> str:
         # Python-Markdown's loop (InlineProcessor.__handleInline, 3.x), plus the skip.
         if isinstance(data, util.AtomicString):
             return data
+        # A match replaces text by a placeholder ("\x02klzzwxh:0001\x03"), which holds no
+        # literal: one absent now stays absent while the loop runs.
+        absent = {lit for lit in self._literals if lit not in data}
+        no_refs = not self.md.references
         startIndex = 0
         count = len(self.inlinePatterns)
         while patternIndex < count:
             triggers = self._triggers[patternIndex]
-            if (triggers is not None and all(data.find(lit, startIndex) == -1 for lit in triggers)) \
-                    or (self._reference_only[patternIndex] and not self.md.references):
+            if (triggers is not None and triggers <= absent) or (no_refs and self._reference_only[patternIndex]):
                 patternIndex, startIndex = patternIndex + 1, 0  # as after "no match"
                 continue
             data, matched, startIndex = self._InlineProcessor__applyPattern(
