@@ -130,6 +130,9 @@ _md_pieces = st.sampled_from([
     "``c`d``", "\\*", "\\[", "*e*", "**s**", "_u_", "__d__", "<https://x.org/>", "<a@x.org>", "<b>h</b>",
     "&amp;", "&#123;", "  \n", "\n", "\n\n", " ", "text", "[", "]", "(", ")", "!", "<", "&", "*", "_", "`",
     "\n\n[r]: https://ref.org/\n", "\n\n[^1]: note\n", "\n\n* item ", "\n\n> quote ", "\n\n```\ncode\n```\n",
+    # block constructs whose tests the fast pass guards, and near misses
+    "\n\n# H\n", "\n## H ##\n", "#", "\nH\n===\n", "\n-\n", "\n\n---\n", "\n* * *\n", "___", "\n\n| a | b |\n|---|---|\n| 1 | 2 |\n",
+    "|", "\n\nterm\n: definition\n", ":", "\n>", ">", "\n    indented\n", "\n1. one\n",
 ])
 
 
@@ -141,14 +144,36 @@ def test_fast_inline_pass_is_pythons_markdowns(text):
     assert content.markdown_html(text) == stock_markdown().convert("\n" + text)
 
 
+def test_only_known_block_tests_are_guarded():
+    from markdown.blockprocessors import BlockProcessor
+
+    from mailer.issue import fastmarkdown
+
+    class Note(BlockProcessor):  # not one of Python-Markdown's: its test is never guarded
+        def test(self, parent, block):
+            return block.startswith("!!")
+
+        def run(self, parent, blocks):
+            parent.append(parent.makeelement("aside", {}))
+            parent[-1].text = blocks.pop(0)[2:]
+
+    md = stock_markdown()
+    md.parser.blockprocessors.register(Note(md.parser), "hashheader_like", 72)
+    fastmarkdown.install(md)
+    guarded = {name for name in fastmarkdown._names(md.parser.blockprocessors)
+               if "test" in vars(md.parser.blockprocessors[name])}
+    assert guarded == set(fastmarkdown.BLOCK_TRIGGERS)
+    assert md.convert("!!note\n\n# Title\n\n> q") == "<aside>note</aside>\n<h1>Title</h1>\n<blockquote>\n<p>q</p>\n</blockquote>"
+
+
 def test_a_pattern_the_fast_pass_does_not_know_is_always_called():
     from markdown.inlinepatterns import SimpleTagInlineProcessor
 
-    from mailer.issue import fastinline
+    from mailer.issue import fastmarkdown
 
     md = stock_markdown()
     md.inlinePatterns.register(SimpleTagInlineProcessor(r"()=(.+?)=", "mark"), "mark", 65)
-    fastinline.install(md)
+    fastmarkdown.install(md)
     inline = md.treeprocessors["inline"]
     assert type(inline).__name__ == "FastInlineProcessor"
     assert inline._triggers[[type(p).__name__ for p in inline.inlinePatterns].index("SimpleTagInlineProcessor")] is None

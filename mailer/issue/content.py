@@ -22,7 +22,7 @@ import threading
 
 import markdown
 
-from mailer.issue import fastinline
+from mailer.issue import fastmarkdown
 from mailer.issue.lazyimport import import_deferring
 from mailer.issue.sanitize import HTML_TAGS, sanitize
 
@@ -96,7 +96,7 @@ def _markdown() -> markdown.Markdown:
     md = getattr(_local, "md", None)
     if md is None:
         md = _local.md = _Markdown(extensions=_extensions(), output_format="html")
-        fastinline.install(md)  # the same inline pass, without calls that cannot match
+        fastmarkdown.install(md)  # the same passes, without the calls that cannot match
     md.reset()
     return md
 

@@ -1,19 +1,27 @@
-"""Python-Markdown's inline pass, minus the pattern calls that cannot match.
+"""Python-Markdown's own passes, minus the calls that cannot match.
 
-The inline pass is most of a conversion (9 of ~14 ms per issue): for every text
-node it calls each of the 15 inline patterns in turn, ~5,000 calls per issue,
-and nearly all of them find nothing. Every pattern of this pipeline needs a
-literal in the text to match at all (a link needs "[", an entity "&", a line
-break two spaces and a newline), so a pattern whose literal is not in the rest
-of the text is skipped, with the answer the pattern would have given ("no
-match"); so are the reference-link patterns in a document that defines no
-reference (they parse each bracket pair in Python, then give up). A pattern
-this module does not know (an extension added later) is always called. The output is Python-Markdown's own: tests compare it
-with the stock pipeline over the corpus and generated Markdown.
+Inline: the inline pass is most of a conversion (9 of ~14 ms per issue): for
+every text node it calls each of the 15 inline patterns in turn, ~5,000 calls
+per issue, and nearly all of them find nothing. Every pattern of this pipeline
+needs a literal in the text to match at all (a link needs "[", an entity "&", a
+line break two spaces and a newline), so a pattern whose literal is not in the
+text is skipped, with the answer the pattern would have given ("no match"); so
+are the reference-link patterns in a document that defines no reference (they
+parse each bracket pair in Python, then give up).
 
-The override replaces the name-mangled loop of ``InlineProcessor`` (the same
-ten lines plus the skip); were a new Python-Markdown to rename it, it would
-simply not be called (stock speed, same output).
+Blocks: for every block the block parser asks each processor whether it takes
+it; six of those tests search the whole block with a regular expression that
+needs a literal (a header "#", a quote ">", a table "|", ...). The test is
+answered "no" without the search when the block lacks it (a TWIR list of 40
+links is one block, searched six times).
+
+A pattern or processor this module does not know (another extension's, or a
+known name registered with another class) is always called. The output is
+Python-Markdown's own: tests compare it with the stock pipeline over the corpus
+and generated Markdown. The inline override replaces the name-mangled loop of
+``InlineProcessor`` (the same ten lines plus the skip); were a new
+Python-Markdown to rename it, it would simply not be called (stock speed, same
+output).
 """
 
 from __future__ import annotations
@@ -76,6 +84,33 @@ class FastInlineProcessor(treeprocessors.InlineProcessor):
         return data
 
 
+# Registered name of each block processor -> (its class, literals one of which a block
+# must hold for its test to say yes), from the test's regular expression: "(?:^|\n)#{1,6}...",
+# "(^|\n)[ ]{0,3}>", a header row split on "|", three of "-", "_" or "*", "^.*?\n(?:=+|-+)",
+# "(^|\n)[ ]{0,3}:[ ]{1,3}".
+BLOCK_TRIGGERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "hashheader": ("HashHeaderProcessor", ("#",)), "quote": ("BlockQuoteProcessor", (">",)),
+    "table": ("TableProcessor", ("|",)), "hr": ("HRProcessor", ("-", "_", "*")),
+    "setextheader": ("SetextHeaderProcessor", ("\n=", "\n-")), "deflist": ("DefListProcessor", (":",)),
+}
+
+
+def _guarded(test, literals: tuple[str, ...]):
+    """``test``, answered False at once for a block holding none of ``literals``."""
+    if len(literals) == 1:
+        literal = literals[0]
+        return lambda parent, block: literal in block and test(parent, block)
+    return lambda parent, block: any(lit in block for lit in literals) and test(parent, block)
+
+
+def _guard_block_tests(parser) -> None:
+    for name in _names(parser.blockprocessors):
+        processor = parser.blockprocessors[name]
+        cls, literals = BLOCK_TRIGGERS.get(name, ("", ()))
+        if type(processor).__name__ == cls and "test" not in vars(processor):
+            processor.test = _guarded(processor.test, literals)  # on this instance only
+
+
 def _names(registry) -> list[str]:
     # Registry lists its names only privately; without them every pattern is "unknown"
     # (always called), which is the stock behaviour.
@@ -83,7 +118,9 @@ def _names(registry) -> list[str]:
 
 
 def install(md) -> None:
-    """Put the fast inline pass in place of the stock one (same name, same priority)."""
+    """Put the fast inline pass in place of the stock one (same name, same priority), and
+    guard the block tests this module knows."""
+    _guard_block_tests(md.parser)
     priority = {item.name: item.priority for item in getattr(md.treeprocessors, "_priority", ())}.get("inline")
     # Only over Python-Markdown's own inline pass: an extension's replacement stays.
     if priority is not None and type(md.treeprocessors["inline"]) is treeprocessors.InlineProcessor:
