@@ -1,9 +1,9 @@
 """CSS inlining with premailer, minus the work it repeats on every call.
 
-Only the content fragment is inlined, as a parsed tree: every rule of
-``content.css`` is scoped to ``.c`` (the content's wrapper), so running
-premailer over the whole page parsed and re-serialised ~12 KB of MJML layout
-that no rule can match (half of its time). Every email carries the same
+Only the content fragment (``div.c``) is inlined, as a parsed tree:
+``content.css`` is about the content alone, and running premailer over the
+whole page parsed and re-serialised ~12 KB of MJML layout that no rule
+matched (half of its time). Its rules need no ``.c`` scope for the same reason. Every email carries the same
 ``content.css``, but premailer re-derives the inlinable rules (and
 re-serialises every property through cssutils) on each ``transform``;
 ``_CachedPremailer`` keeps those rules per stylesheet text.

@@ -5,8 +5,8 @@ Stages (timed for bench/render.py):
 2. mjml: the Jinja2/MJML layout with a marker where the content goes
 3. text: the plain-text part from the same content fragment (mailer.issue.textpart)
 4. inline: premailer inlines content.css (link, code, heading styles) into the
-   content fragment only: its rules are all scoped to ``.c``, and the layout's
-   own <style> blocks (mobile + dark mode) stay as they are
+   content fragment only; the layout's own <style> blocks (mobile + dark mode)
+   stay as they are
 5. inject: marker -> content. After MJML on purpose: MRML collapses the
    whitespace inside <pre>, which would flatten every code block.
 6. minify: whitespace only
