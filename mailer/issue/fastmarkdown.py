@@ -53,13 +53,12 @@ class FastInlineProcessor(treeprocessors.InlineProcessor):
         # The same patterns as a list, in the same order: Registry.__getitem__ re-checks
         # its sort order on every access (7% of a conversion on its own).
         self.inlinePatterns = list(md.inlinePatterns)
-        names = {id(md.inlinePatterns[name]): name for name in _names(md.inlinePatterns)}
-        known = [names.get(id(p)) if TRIGGERS.get(names.get(id(p)), ("",))[0] == type(p).__name__ else None
-                 for p in self.inlinePatterns]
+        known = _known(md.inlinePatterns, TRIGGERS)
+        names = [{id(md.inlinePatterns[n]): n for n in known}.get(id(p)) for p in self.inlinePatterns]
         # Per pattern, the literals one of which a match needs (None: always call it), and
         # whether it needs a reference definition in the document.
-        self._triggers = [frozenset(TRIGGERS[name][1]) if name else None for name in known]
-        self._reference_only = [name in REFERENCE_ONLY for name in known]
+        self._triggers = [frozenset(known[name]) if name else None for name in names]
+        self._reference_only = [name in REFERENCE_ONLY for name in names]
         self._literals = frozenset().union(*(t for t in self._triggers if t is not None))
 
     def _InlineProcessor__handleInline(self, data: str, patternIndex: int = 0) -> str:
@@ -104,11 +103,21 @@ def _guarded(test, literals: tuple[str, ...]):
 
 
 def _guard_block_tests(parser) -> None:
-    for name in _names(parser.blockprocessors):
+    for name, literals in _known(parser.blockprocessors, BLOCK_TRIGGERS).items():
         processor = parser.blockprocessors[name]
-        cls, literals = BLOCK_TRIGGERS.get(name, ("", ()))
-        if type(processor).__name__ == cls and "test" not in vars(processor):
+        if "test" not in vars(processor):
             processor.test = _guarded(processor.test, literals)  # on this instance only
+
+
+def _known(registry, table: dict[str, tuple[str, tuple[str, ...]]]) -> dict[str, tuple[str, ...]]:
+    """Name -> literals of the registry's items that ``table`` knows, registered with their
+    stock class; anything else is "unknown" (always called)."""
+    found = {}
+    for name in _names(registry):
+        cls, literals = table.get(name, ("", ()))
+        if type(registry[name]).__name__ == cls:
+            found[name] = literals
+    return found
 
 
 def _names(registry) -> list[str]:

@@ -58,9 +58,6 @@ def _premailer_class():
     return _CachedPremailer
 
 
-_LEFTOVER: dict[str, str] = {}
-
-
 def inline_css(element, css: str) -> str:
     """Inline ``css`` into the style attributes of ``element`` and its descendants, in place.
 
@@ -73,10 +70,7 @@ def inline_css(element, css: str) -> str:
         premailer = _premailer_class()(element, css_text=[css], disable_leftover_css=True,
                                        remove_unset_properties="unset" in css, **OPTIONS)
         premailer.transform()
-        if css not in _LEFTOVER:
-            if len(_LEFTOVER) >= _RULES_MAX:
-                _LEFTOVER.clear()
-            _LEFTOVER[css] = premailer._css_rules_to_string(premailer._parse_style_rules(css, 0)[1])
-        return _LEFTOVER[css]
+        leftover = premailer._parse_style_rules(css, 0)[1]  # from the rule cache
+        return premailer._css_rules_to_string(leftover) if leftover else ""
     except Exception as exc:  # premailer/cssutils raise assorted errors
         raise RenderError(f"CSS inlining failed: {exc}") from None
