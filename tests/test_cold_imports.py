@@ -17,10 +17,11 @@ ROOT = Path(__file__).resolve().parents[1]
 LAMBDA_EVENT = ROOT / "tests" / "data" / "lambda" / "http-api-v2.json"
 SECRET = "cold-import-secret-0123456789"
 
-# Nothing the one-click path needs: the renderer, CSS inliner, AWS SDK, SNS crypto.
+# Nothing the one-click path needs: the renderer, CSS inliner, AWS SDK, SNS crypto, and on
+# SQLite the PostgreSQL dialect (a partial index's `postgresql_where` used to load it).
 NOT_ON_THE_UNSUBSCRIBE_PATH = ("premailer", "cssutils", "markdown", "mjml", "pygments", "requests",
                                "boto3", "botocore", "cryptography", "mailer.issue.render",
-                               "email_validator")
+                               "email_validator", "sqlalchemy.dialects.postgresql", "psycopg", "alembic")
 
 UNSUBSCRIBE = r"""
 import json, sys

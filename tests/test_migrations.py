@@ -8,7 +8,7 @@ from alembic.runtime.migration import MigrationContext
 
 from mailer.store import migrate
 from mailer.store.engine import create_engine
-from mailer.store.schema import metadata
+from mailer.store.schema import full_metadata
 
 
 def test_migrations_match_schema_metadata(store_url):
@@ -18,9 +18,9 @@ def test_migrations_match_schema_metadata(store_url):
         with engine.connect() as conn:
             ctx = MigrationContext.configure(conn, opts={"compare_type": True,
                                                         "compare_server_default": migrate.compare_server_default})
-            assert compare_metadata(ctx, metadata) == []
+            assert compare_metadata(ctx, full_metadata()) == []
             tables = set(sa.inspect(conn).get_table_names()) - {"alembic_version"}
-            assert tables == set(metadata.tables)
+            assert tables == set(full_metadata().tables)
             assert list(conn.execute(sa.text("select name from lists order by id")).scalars()) == ["main", "preview"]
         assert migrate.current_revision(engine) == migrate.head_revision()
         migrate.upgrade(engine)  # idempotent

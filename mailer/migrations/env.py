@@ -8,7 +8,7 @@ from alembic import context
 
 from mailer.store.engine import create_engine
 from mailer.store.migrate import compare_server_default
-from mailer.store.schema import metadata
+from mailer.store.schema import full_metadata
 
 config = context.config
 
@@ -16,7 +16,7 @@ config = context.config
 def _run(connection) -> None:
     context.configure(
         connection=connection,
-        target_metadata=metadata,
+        target_metadata=full_metadata(),
         render_as_batch=True,  # SQLite cannot ALTER most things; batch mode copies the table
         compare_type=True,
         compare_server_default=compare_server_default,
@@ -39,7 +39,7 @@ def run_migrations_online() -> None:
 
 
 if context.is_offline_mode():
-    context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=metadata,
+    context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=full_metadata(),
                       literal_binds=True, render_as_batch=True)
     with context.begin_transaction():
         context.run_migrations()
