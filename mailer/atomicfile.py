@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 from pathlib import Path
 from typing import IO, Iterator
 
@@ -26,7 +25,7 @@ def atomic_open(path: str | Path, mode: str = "wb", *, encoding: str | None = No
     """
     path = Path(path)
     # A random suffix: two writers of the same target (or a leftover of a crash) never collide.
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o666)
         with open(fd, mode, encoding=encoding, newline=newline) as fh:

@@ -42,6 +42,8 @@ def _doc(text: str, default: Any = None, **kw) -> Any:
 
 @dataclass(frozen=True)
 class Newsletter:
+    """The ``[newsletter]`` section of twir-mail.toml (``TWIR_MAIL_NEWSLETTER_<KEY>``)."""
+
     name: str = _doc("Newsletter name shown in the header and List-Id.", "This Week in Rust")
     # "from" is a Python keyword; the TOML key and env var are still `from`.
     from_: str = _doc("From header, `Name <address>`.", "This Week in Rust <newsletter@this-week-in-rust.org>", key="from")
@@ -63,6 +65,8 @@ class Newsletter:
 
 @dataclass(frozen=True)
 class Sponsor:
+    """The ``[sponsor]`` section of twir-mail.toml (``TWIR_MAIL_SPONSOR_<KEY>``)."""
+
     name: str = _doc("Sponsor name in the footer (empty: no sponsor block). An issue's `Sponsor:` header overrides it.", "")
     url: str = _doc("Sponsor link.", "")
     logo: str = _doc("Optional sponsor logo URL.", "")
@@ -71,6 +75,8 @@ class Sponsor:
 
 @dataclass(frozen=True)
 class Check:
+    """The ``[check]`` section of twir-mail.toml (``TWIR_MAIL_CHECK_<KEY>``)."""
+
     html_error_kib: int = _doc("HTML size (KiB) above which `check` fails (Gmail clips near 102 KB).", 100)
     html_warning_kib: int = _doc("HTML size (KiB) above which `check` warns.", 90)
     retired_links: list = _doc("URL prefixes no issue may link to any more (`check` error retired-link).",
@@ -85,27 +91,37 @@ class Check:
 
 @dataclass(frozen=True)
 class Render:
+    """The ``[render]`` section of twir-mail.toml (``TWIR_MAIL_RENDER_<KEY>``)."""
+
     templates_dir: str = _doc("Folder with the MJML/Jinja2 templates (empty: the bundled email_templates/).", "")
     minify: bool = _doc("Minify the final HTML.", True)
 
 
 @dataclass(frozen=True)
 class Database:
+    """The ``[database]`` section of twir-mail.toml (``TWIR_MAIL_DATABASE_<KEY>``)."""
+
     url: str = _doc("SQLAlchemy URL. Relative sqlite paths are relative to the config file.", "sqlite:///twir-mail.db")
 
 
 @dataclass(frozen=True)
 class Transport:
+    """The ``[transport]`` section of twir-mail.toml (``TWIR_MAIL_TRANSPORT_<KEY>``)."""
+
     kind: str = _doc("Where messages go: outbox | smtp | ses.", "outbox", choices=("outbox", "smtp", "ses"))
 
 
 @dataclass(frozen=True)
 class Outbox:
+    """The ``[outbox]`` section of twir-mail.toml (``TWIR_MAIL_OUTBOX_<KEY>``)."""
+
     dir: str = _doc("Folder the outbox transport writes .eml files into (relative to the config file).", "outbox")
 
 
 @dataclass(frozen=True)
 class Smtp:
+    """The ``[smtp]`` section of twir-mail.toml (``TWIR_MAIL_SMTP_<KEY>``)."""
+
     host: str = _doc("SMTP relay host.", "localhost")
     port: int = _doc("SMTP port (587 STARTTLS, 465 implicit TLS).", 587)
     security: str = _doc("starttls | tls | none (none only for loopback testing).", "starttls", choices=("starttls", "tls", "none"))
@@ -115,6 +131,8 @@ class Smtp:
 
 @dataclass(frozen=True)
 class Ses:
+    """The ``[ses]`` section of twir-mail.toml (``TWIR_MAIL_SES_<KEY>``)."""
+
     region: str = _doc("AWS region of the SES account.", "us-east-1")
     configuration_set: str = _doc("SES configuration set (event destination for bounces/complaints).", "")
     endpoint_url: str = _doc("Override the SES endpoint (tests point it at a local emulator).", "")
@@ -124,6 +142,8 @@ class Ses:
 
 @dataclass(frozen=True)
 class Send:
+    """The ``[send]`` section of twir-mail.toml (``TWIR_MAIL_SEND_<KEY>``)."""
+
     workers: int = _doc("Concurrent sending threads.", 8)
     max_consecutive_failures: int = _doc("Pause the campaign after this many permanent failures in a row.", 50)
     max_retries: int = _doc("Retries of a throttled/5xx/connection error before giving up for now.", 8)
@@ -134,6 +154,8 @@ class Send:
 
 @dataclass(frozen=True)
 class Web:
+    """The ``[web]`` section of twir-mail.toml (``TWIR_MAIL_WEB_<KEY>``)."""
+
     base_url: str = _doc("Public URL of the web app; unsubscribe links are {base_url}/unsubscribe/TOKEN.", "http://127.0.0.1:8000")
     host: str = _doc("`serve` bind address.", "127.0.0.1")
     port: int = _doc("`serve` port.", 8000)
@@ -144,6 +166,8 @@ class Web:
 
 @dataclass(frozen=True)
 class Webhook:
+    """The ``[webhook]`` section of twir-mail.toml (``TWIR_MAIL_WEBHOOK_<KEY>``)."""
+
     topic_arns: list = _doc("SNS topic ARNs accepted on /webhooks/ses.", [])
     basic_auth_user: str = _doc("Optional basic-auth user for the webhook (password from TWIR_MAIL_WEBHOOK_PASSWORD).", "")
     transient_bounce_limit: int = _doc("Suppress an address after this many transient bounces ...", 5)
@@ -153,6 +177,8 @@ class Webhook:
 
 @dataclass(frozen=True)
 class Feedback:
+    """The ``[feedback]`` section of twir-mail.toml (``TWIR_MAIL_FEEDBACK_<KEY>``)."""
+
     queue_url: str = _doc("SQS queue receiving SES events (through SNS or directly); empty: webhook only.", "")
     endpoint_url: str = _doc("Override the SQS endpoint (empty: [ses] endpoint_url, else the AWS default).", "")
     wait_seconds: int = _doc("Long-poll wait of `feedback poll` (SQS allows 0 to 20).", 20)
@@ -161,6 +187,8 @@ class Feedback:
 
 @dataclass(frozen=True)
 class Guard:
+    """The ``[guard]`` section of twir-mail.toml (``TWIR_MAIL_GUARD_<KEY>``)."""
+
     max_bounce_rate: float = _doc("Pause a send when hard bounces / messages sent passes this (SES reviews accounts at 0.05).", 0.05)
     max_complaint_rate: float = _doc("Pause a send when complaints / messages sent passes this (SES reviews at 0.001).", 0.002)
     min_sent: int = _doc("Judge the rates only once this many messages of the run were sent.", 200)
@@ -186,6 +214,8 @@ SECTIONS: dict[str, type] = {
 
 @dataclass(frozen=True)
 class Settings:
+    """Every setting, validated once by ``load_settings`` and passed explicitly; secrets never in its repr."""
+
     newsletter: Newsletter = field(default_factory=Newsletter)
     sponsor: Sponsor = field(default_factory=Sponsor)
     check: Check = field(default_factory=Check)
@@ -201,11 +231,11 @@ class Settings:
     feedback: Feedback = field(default_factory=Feedback)
     guard: Guard = field(default_factory=Guard)
     # Secrets, from the environment only (key derivation and rotation: mailer/keys.py, docs/keys.md).
-    secret_key: str = DEV_SECRET
-    old_secret_keys: tuple[str, ...] = ()  # still accepted for tokens; newest first
-    address_key: str = ""  # root of the address-hash key (empty: the oldest secret)
-    smtp_password: str = ""
-    webhook_password: str = ""
+    secret_key: str = field(default=DEV_SECRET, repr=False)
+    old_secret_keys: tuple[str, ...] = field(default=(), repr=False)  # still accepted for tokens; newest first
+    address_key: str = field(default="", repr=False)  # root of the address-hash key (empty: the oldest secret)
+    smtp_password: str = field(default="", repr=False)
+    webhook_password: str = field(default="", repr=False)
     # Folder relative paths are resolved against (the config's folder, else cwd).
     base_dir: Path = field(default_factory=Path.cwd)
     config_path: Path | None = None

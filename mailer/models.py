@@ -17,6 +17,8 @@ SAMPLE_RECIPIENT = "subscriber@example.invalid"
 
 @dataclass(frozen=True)
 class SponsorInfo:
+    """A sponsor block: from an issue's `Sponsor:` header or the [sponsor] settings."""
+
     name: str
     url: str = ""
     logo: str = ""
@@ -143,6 +145,8 @@ class DeliveryEvent(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Campaign:
+    """One send or test send of an issue, as the ledger records it."""
+
     id: int
     kind: CampaignKind
     issue_number: int
@@ -193,6 +197,8 @@ class Subscriber:
 
 @dataclass(frozen=True)
 class HistoryEntry:
+    """One change of a subscriber's status, with why it happened."""
+
     at: dt.datetime
     old_status: Status | None
     new_status: Status

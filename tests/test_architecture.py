@@ -21,7 +21,7 @@ PACKAGE = ROOT / "mailer"
 # Lowest first; one entry per layer. Keep in step with docs/architecture.md.
 LAYERS: list[tuple[str, ...]] = [
     ("mailer.errors",),
-    ("mailer.config", "mailer.models", "mailer.atomicfile"),
+    ("mailer.config", "mailer.models", "mailer.atomicfile", "mailer.templating"),
     ("mailer.keys",),  # keys derived per purpose from the secrets: the store's address hash, tokens
     ("mailer.issue",),
     ("mailer.store",),

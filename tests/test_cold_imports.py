@@ -117,12 +117,13 @@ from mailer.issue.lint import mojibake
 markdown_html("```rust\nfn main() {}\n```\n")
 _premailer_class()
 repaired = mojibake("caf\u00c3\u00a9")
-names = ("requests", "urllib.request", "importlib.metadata", "encutils", "wcwidth")
+names = ("requests", "urllib.request", "importlib.metadata", "encutils", "wcwidth", "more_itertools")
 before = [m for m in names if m in sys.modules]
 # Each library still reaches the real module when it does use one.
-import cssutils.helper, ftfy.formatting, pymdownx.util
+import cssutils, cssutils.helper, ftfy.formatting, pymdownx.util
+sheet = cssutils.parseString('@namespace x "http://x/"; x|a { color: red }')
 used = [cssutils.helper.path2url("/tmp/a b.css"), pymdownx.util.path2url("/tmp/a b"),
-        ftfy.formatting.display_ljust("\u30c6", 3, ".")]
+        ftfy.formatting.display_ljust("\u30c6", 3, "."), dict(sheet.namespaces)]
 print(json.dumps({"before": before, "repaired": repaired, "used": [str(u) for u in used],
                   "after": [m for m in names if m in sys.modules]}))
 """
@@ -134,7 +135,8 @@ def test_render_and_check_defer_what_only_network_code_uses(tmp_path):
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["before"] == [] and result["repaired"] == "caf\u00e9"
     assert result["used"][0] == "file:/tmp/a%20b.css" and result["used"][2] == "\u30c6."
-    assert {"urllib.request", "wcwidth"} <= set(result["after"])
+    assert result["used"][3] == str({"x": "http://x/"})
+    assert {"urllib.request", "wcwidth", "more_itertools"} <= set(result["after"])
 
 
 def test_deferred_import_stand_ins_and_loud_misses(tmp_path, monkeypatch):
@@ -156,3 +158,28 @@ def test_deferred_import_stand_ins_and_loud_misses(tmp_path, monkeypatch):
     monkeypatch.delitem(sys.modules, "lazy_dep2")
     with pytest.raises(ImportError, match="CONST"):  # only the listed functions get stand-ins
         import_deferring("lazy_bad", deferred)
+
+
+def test_cli_command_map_matches_what_each_module_registers():
+    import importlib
+
+    import click
+
+    from mailer.cli import COMMANDS
+
+    registered = {}
+    for module in set(COMMANDS.values()):
+        group = click.Group()
+        importlib.import_module(f"mailer.cli.{module}").register(group)
+        registered.update(dict.fromkeys(group.commands, module))
+    assert registered == COMMANDS
+
+
+def test_a_command_loads_only_its_own_cli_module(tmp_path):
+    code = ("import json, sys\nfrom mailer.cli import main\ntry:\n    main(['render', '--help'])\n"
+            "except SystemExit:\n    pass\n"
+            "print(json.dumps(sorted(m for m in sys.modules if m.startswith('mailer.cli.'))))")
+    out = fresh_python(code, env={}, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Render issues" in out.stdout
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == ["mailer.cli.render"]

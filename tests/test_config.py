@@ -175,3 +175,15 @@ def test_bad_url_setting_error_masks_its_credentials(workdir):
     with pytest.raises(ConfigError) as info:
         load_settings(path, env={})
     assert "ses.endpoint_url" in str(info.value) and PASSWORD not in str(info.value)
+
+
+def test_secrets_never_appear_in_the_settings_repr():
+    # A repr reaches logs, tracebacks with locals and debuggers: only the masked `config` view may show them.
+    secrets = {"TWIR_MAIL_SECRET_KEY": "s3cret-key-value-0123456789", "TWIR_MAIL_OLD_SECRET_KEYS": "old-key-0123456789abc",
+               "TWIR_MAIL_ADDRESS_KEY": "address-key-0123456789", "TWIR_MAIL_SMTP_PASSWORD": "smtp-pass-word",
+               "TWIR_MAIL_WEBHOOK_PASSWORD": "hook-pass-word"}
+    settings = load_settings(env=secrets)
+    assert settings.secret_key == secrets["TWIR_MAIL_SECRET_KEY"]
+    shown = repr(settings)
+    assert "newsletter=Newsletter(" in shown
+    assert not [name for name, value in secrets.items() if value in shown]

@@ -16,8 +16,32 @@ import click
 from mailer.config import CONFIG_NAME, Settings, load_settings
 from mailer.errors import TwirMailError
 
-# Command modules, imported lazily so `twir-mail render` stays fast to start.
-COMMAND_MODULES = ("init", "render", "subscribers", "db", "send", "web", "ses", "feedback", "report")
+# Command -> the module that registers it (with its siblings). Only the module of the command
+# being run is imported (click's lazy-loading pattern), so `twir-mail render` skips the
+# subscriber, sending and web modules; `--help` loads them all. A test keeps this in step
+# with what the modules register.
+COMMANDS = {
+    "init": "init", "render": "render", "check": "render", "preview": "render", "subscribers": "subscribers",
+    "db": "db", "send": "send", "campaigns": "send", "serve": "web", "ses": "ses", "feedback": "feedback",
+    "report": "report",
+}
+_loaded: set[str] = set()
+
+
+def _load(module: str) -> None:
+    if module not in _loaded:
+        _loaded.add(module)
+        importlib.import_module(f"{__name__}.{module}").register(cli)
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(COMMANDS))
+
+    def get_command(self, ctx: click.Context, name: str):
+        if name not in self.commands and name in COMMANDS:
+            _load(COMMANDS[name])
+        return super().get_command(ctx, name)
 
 
 class Context:
@@ -53,7 +77,7 @@ class Context:
 pass_ctx = click.make_pass_decorator(Context)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--config", "-c", type=click.Path(dir_okay=False), envvar="TWIR_MAIL_CONFIG",
               help="Settings file (default: ./twir-mail.toml if present, else built-in defaults).")
 @click.option("--debug", is_flag=True, help="Show tracebacks of unexpected errors.")
@@ -74,9 +98,9 @@ def show_config(ctx: Context) -> None:
 
 
 def _register() -> None:
-    for name in COMMAND_MODULES:
-        module = importlib.import_module(f"{__name__}.{name}")
-        module.register(cli)
+    """Every command registered (tests and tools that walk the whole CLI)."""
+    for module in dict.fromkeys(COMMANDS.values()):
+        _load(module)
 
 
 def err(message: str) -> None:
@@ -84,7 +108,6 @@ def err(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    _register()
     debug = "--debug" in (argv if argv is not None else sys.argv)
     try:
         rv = cli.main(args=argv, prog_name="twir-mail", standalone_mode=False)

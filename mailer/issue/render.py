@@ -30,6 +30,7 @@ from mailer.issue.inline import inline_css
 from mailer.errors import RenderError
 from mailer.issue.minify import minify
 from mailer.models import UNSUBSCRIBE_PLACEHOLDER, Issue, Rendered, SponsorInfo
+from mailer.templating import environment
 from mailer.issue.textpart import SPONSOR_LINE, html_to_text, text_footer, text_header
 
 TEMPLATE = "issue.mjml.j2"
@@ -50,10 +51,7 @@ COLOR_SCHEME_META = ('<meta name="color-scheme" content="light dark">'
 def _environment(templates_dir: Path) -> jinja2.Environment:
     if not (templates_dir / TEMPLATE).is_file():
         raise RenderError(f"template {TEMPLATE} not found in {templates_dir} (setting render.templates_dir)")
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates_dir)),
-        autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=False,
-    )
+    return environment(templates_dir, autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
 
 
 @functools.lru_cache(maxsize=8)

@@ -14,6 +14,7 @@ import jinja2
 from starlette.responses import HTMLResponse
 
 from mailer.config import TEMPLATES_DIR, Settings
+from mailer.templating import environment
 
 BUNDLED = TEMPLATES_DIR / "pages"
 SECURITY_HEADERS = {
@@ -35,10 +36,9 @@ class Pages:
     """Renders the site's pages with the newsletter's branding filled in."""
 
     def __init__(self, settings: Settings):
-        self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(str(pages_dir(settings))),
+        self.env = environment(
+            pages_dir(settings), undefined=jinja2.StrictUndefined,
             autoescape=jinja2.select_autoescape(("html",), default_for_string=False, default=False),
-            undefined=jinja2.StrictUndefined,
         )
         news = settings.newsletter
         self.common = {
