@@ -117,13 +117,12 @@ from mailer.issue.lint import mojibake
 markdown_html("```rust\nfn main() {}\n```\n")
 _premailer_class()
 repaired = mojibake("caf\u00c3\u00a9")
-names = ("requests", "urllib.request", "importlib.metadata", "encutils", "wcwidth", "more_itertools")
+names = ("requests", "urllib.request", "importlib.metadata", "encutils", "wcwidth")
 before = [m for m in names if m in sys.modules]
 # Each library still reaches the real module when it does use one.
-import cssutils, cssutils.helper, ftfy.formatting, pymdownx.util
-sheet = cssutils.parseString('@namespace x "http://x/"; x|a { color: red }')
+import cssutils.helper, ftfy.formatting, pymdownx.util
 used = [cssutils.helper.path2url("/tmp/a b.css"), pymdownx.util.path2url("/tmp/a b"),
-        ftfy.formatting.display_ljust("\u30c6", 3, "."), dict(sheet.namespaces)]
+        ftfy.formatting.display_ljust("\u30c6", 3, ".")]
 print(json.dumps({"before": before, "repaired": repaired, "used": [str(u) for u in used],
                   "after": [m for m in names if m in sys.modules]}))
 """
@@ -135,8 +134,7 @@ def test_render_and_check_defer_what_only_network_code_uses(tmp_path):
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["before"] == [] and result["repaired"] == "caf\u00e9"
     assert result["used"][0] == "file:/tmp/a%20b.css" and result["used"][2] == "\u30c6."
-    assert result["used"][3] == str({"x": "http://x/"})
-    assert {"urllib.request", "wcwidth", "more_itertools"} <= set(result["after"])
+    assert {"urllib.request", "wcwidth"} <= set(result["after"])
 
 
 def test_deferred_import_stand_ins_and_loud_misses(tmp_path, monkeypatch):

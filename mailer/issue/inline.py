@@ -32,8 +32,6 @@ OPTIONS = dict(
 # they take by name at import time.
 PREMAILER_DEFERRED = {
     "requests": (), "urllib.request": ("pathname2url", "url2pathname"), "importlib.metadata": (), "encutils": (),
-    # cssutils reads @namespace rules with it; content.css has none
-    "more_itertools": ("unique_everseen",),
 }
 
 # (css text, ruleset index) -> (rules, leftover), as premailer returns them.
