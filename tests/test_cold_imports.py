@@ -21,7 +21,8 @@ SECRET = "cold-import-secret-0123456789"
 # SQLite the PostgreSQL dialect (a partial index's `postgresql_where` used to load it).
 NOT_ON_THE_UNSUBSCRIBE_PATH = ("premailer", "cssutils", "markdown", "mjml", "pygments", "requests",
                                "boto3", "botocore", "cryptography", "mailer.issue.render",
-                               "email_validator", "sqlalchemy.dialects.postgresql", "psycopg", "alembic")
+                               "email_validator", "sqlalchemy.dialects.postgresql", "psycopg", "alembic",
+                               "urllib.request")
 
 UNSUBSCRIBE = r"""
 import json, sys
