@@ -2,8 +2,9 @@
 
 Configured as deploy/aws/template.yaml configures the function: the secret key
 and database URL only as SSM parameter names, read at cold start from SSM
-(moto's server on loopback: the figure includes importing boto3 and one
-GetParameters round trip, not the network latency of a real region). Each trial
+(moto's server on loopback: the figure includes one GetParameters round trip,
+signed with the standard library as Lambda's environment credentials allow, so
+no boto3 import; not the network latency of a real region). Each trial
 is a fresh interpreter (as a new Lambda container) that imports nothing else
 before its first event: time to import the entry module (the web stack, and the
 secrets fetched), time of the first event (builds the app, opens the SQLite

@@ -1,7 +1,9 @@
 """AWS Lambda entry point of deploy/aws/template.yaml: ``mailer.lambda_entry.handler``.
 
 At cold start, secrets named by ``SSM_TWIR_MAIL_*`` variables are fetched from
-Parameter Store into the environment (mailer/aws/params.py); then every event
+Parameter Store into the environment (mailer/aws/params.py: with the function's
+credentials from the environment, one GetParameters call signed and sent with the
+standard library, so boto3/botocore are not imported); then every event
 goes to the web app's own handler, ``mailer.web.aws_lambda.handler``, which
 loads its settings from that environment on the first event.
 """

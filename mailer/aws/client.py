@@ -1,9 +1,11 @@
 """The one boto3 client builder and the one AWS error decoder.
 
 Every AWS client of twir-mail is made by ``build_client`` (SES sending, the
-admin commands, SSM at a Lambda cold start), and every botocore failure is read
+admin commands, SSM at a Lambda cold start unless the environment allows the
+botocore-free call of aws/params.py), and every botocore failure is read
 by ``error_code``/``error_message``/``http_status`` and, where a one-line error
-is wanted, ``aws_errors``. ``client(settings, service)`` is the admin
+is wanted, ``aws_errors``, whose wording (``unreachable``, ``refused``) the
+botocore-free call shares. ``client(settings, service)`` is the admin
 commands' shorthand: ``ses.endpoint_url`` (tests: a local emulator) applies to
 every service they use, because an emulator serves SES, SNS and SSM on one endpoint;
 SQS (the feedback queue) takes ``feedback.endpoint_url`` first (``endpoint_for``).
@@ -70,6 +72,19 @@ def http_status(exc: Exception) -> int:
     return int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
 
 
+def unreachable(action: str, endpoint: str) -> AwsError:
+    """The error for an endpoint that did not answer (``endpoint`` is shown masked). Shared by
+    ``aws_errors`` and the botocore-free SSM read (aws/params.py), so both say it alike."""
+    return AwsError(f"{action}: cannot reach the AWS endpoint {mask(endpoint)}".rstrip()
+                    + " (check ses.endpoint_url, ses.region and the network)")
+
+
+def refused(action: str, code: str | int, message: str) -> AwsError:
+    """The error for a request AWS answered with an error: its code (else the HTTP status) and
+    message, on one line. Shared like ``unreachable``."""
+    return AwsError(f"{action}: {code}: {' '.join(message.split())}")
+
+
 @contextmanager
 def aws_errors(action: str) -> Iterator[None]:
     """Turn botocore exceptions raised while doing ``action`` into AwsError."""
@@ -83,10 +98,8 @@ def aws_errors(action: str) -> Iterator[None]:
     except bx.NoRegionError:
         raise AwsError(f"{action}: no AWS region: set ses.region (TWIR_MAIL_SES_REGION)") from None
     except bx.EndpointConnectionError as exc:
-        endpoint = mask(getattr(exc, "kwargs", {}).get("endpoint_url", ""))
-        raise AwsError(f"{action}: cannot reach the AWS endpoint {endpoint}".rstrip()
-                       + " (check ses.endpoint_url, ses.region and the network)") from None
+        raise unreachable(action, getattr(exc, "kwargs", {}).get("endpoint_url", "")) from None
     except bx.ClientError as exc:
-        raise AwsError(f"{action}: {error_code(exc) or http_status(exc)}: {error_message(exc).strip()}") from None
+        raise refused(action, error_code(exc) or http_status(exc), error_message(exc)) from None
     except bx.BotoCoreError as exc:
         raise AwsError(f"{action}: {exc}") from None
