@@ -114,8 +114,10 @@ def main() -> int:
             runs = {"twir-mail": [TRIAL, event, token, str(warm_requests)], "bare": [BARE, event, token]}
             for i in range(trials):
                 for name in (["twir-mail", "bare"] if i % 2 == 0 else ["bare", "twir-mail"]):
-                    out = subprocess.run([sys.executable, "-c", *runs[name]], env=env, cwd=tmp,
-                                         capture_output=True, text=True)
+                    # A new container's /tmp is empty: no Jinja2 bytecode cache from an earlier trial.
+                    fresh_tmp = tempfile.mkdtemp(dir=tmp)
+                    out = subprocess.run([sys.executable, "-c", *runs[name]], env={**env, "TMPDIR": fresh_tmp},
+                                         cwd=tmp, capture_output=True, text=True)
                     if out.returncode:
                         sys.exit(f"error: {name} trial failed: {out.stderr.strip().splitlines()[-1:]}")
                     results[name].append(json.loads(out.stdout))

@@ -14,6 +14,7 @@ from mailer.store.schema import full_metadata
 def test_migrations_match_schema_metadata(store_url):
     engine = create_engine(store_url)
     try:
+        assert migrate.current_revision(engine) is None  # an empty database (PostgreSQL: its own schema)
         migrate.upgrade(engine)
         with engine.connect() as conn:
             ctx = MigrationContext.configure(conn, opts={"compare_type": True,
