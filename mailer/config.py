@@ -510,9 +510,15 @@ _FEEDBACK_FIELD = re.compile(r"[A-Za-z0-9._-]+")
 
 
 def is_http_url(url: str) -> bool:
-    """Absolute http(s) URL with a host and no whitespace (a mail client would cut it there)."""
-    parts = urlsplit(url)
-    return parts.scheme in ("http", "https") and bool(parts.netloc) and not any(c.isspace() for c in url)
+    """Absolute http(s) URL with a host, a port (if any) in 1-65535 and no whitespace (a mail
+    client would cut it there): settings' URLs and the AWS endpoint aws/jsoncall.py posts to."""
+    try:
+        parts = urlsplit(url)
+        port_ok = parts.port != 0  # reading .port raises ValueError for one not in 0-65535
+    except ValueError:
+        return False
+    return (parts.scheme in ("http", "https") and bool(parts.hostname) and port_ok
+            and not any(c.isspace() for c in url))
 
 
 def _validate_urls(s: Settings, bad) -> None:

@@ -187,3 +187,11 @@ def test_secrets_never_appear_in_the_settings_repr():
     shown = repr(settings)
     assert "newsletter=Newsletter(" in shown
     assert not [name for name, value in secrets.items() if value in shown]
+
+
+@pytest.mark.parametrize("url", ["https://this-week-in-rust.org:99999/", "https://:443/", "https://user@/x",
+                                 "http://example.org:0/"])
+def test_a_url_setting_without_a_usable_host_or_port_is_one_error(url):
+    # The same rule as the AWS endpoint of the Lambda's SSM read (aws/jsoncall.py).
+    with pytest.raises(ConfigError, match=r"newsletter\.site_url.*not an http\(s\) URL"):
+        load_settings(env={"TWIR_MAIL_NEWSLETTER_SITE_URL": url})

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from mailer.aws import sigv4
 from mailer.aws.client import AwsError, refused, unreachable
-from mailer.config import mask
+from mailer.config import is_http_url, mask
 
 ATTEMPTS, CONNECT_TIMEOUT, READ_TIMEOUT = 3, 5.0, 30.0  # as build_client
 BACKOFF = 0.1  # seconds, doubled per retry: a cold start cannot wait botocore's 1-2 s
@@ -54,7 +54,7 @@ class Answer(NamedTuple):
 def call(target: Target, operation: str, payload: dict, action: str) -> dict:
     """POST ``payload`` as ``operation`` (e.g. 'AmazonSSM.GetParameters'); the decoded answer.
     ``action`` starts every error message, as in ``aws_errors(action)``."""
-    if not valid_url(target.url):
+    if not is_http_url(target.url):
         raise AwsError(f"{action}: the AWS endpoint {mask(target.url)} is not an http(s):// URL "
                        "(AWS_ENDPOINT_URL_SSM, AWS_ENDPOINT_URL)")
     context = tls_context(target, action)
@@ -78,15 +78,6 @@ def call(target: Target, operation: str, payload: dict, action: str) -> dict:
         if not (code in RETRIED or answer.status == 429 or answer.status >= 500):
             break
     raise error
-
-
-def valid_url(url: str) -> bool:
-    """http(s)://host[:port][/path]: what ``post`` can send to."""
-    try:
-        parts = urlsplit(url)
-        return parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
-    except ValueError:  # a port that is not a number in 1-65535
-        return False
 
 
 def tls_context(target: Target, action: str) -> ssl.SSLContext | None:
