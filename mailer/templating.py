@@ -1,8 +1,9 @@
 """The one Jinja2 environment builder: the email layout (issue/render.py) and the web pages.
 
 Compiling a template to Python is a few milliseconds each time a process first
-uses it: 7-10 ms of every cold `render`/`check`, and of the first page a cold
-Lambda serves. Jinja2's own ``FileSystemBytecodeCache`` keeps the compiled code
+uses it: 7-10 ms of every cold `render`/`check`, and of the first page after a
+`serve` restart (a new Lambda container starts with an empty /tmp, so it compiles
+once, as before). Jinja2's own ``FileSystemBytecodeCache`` keeps the compiled code
 between processes, in a private per-user folder of the temp directory that
 Jinja2 creates and checks (mode 0700, owned by us); an entry is keyed by the
 template's path and checked against its source and the Python version, so an
