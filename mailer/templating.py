@@ -36,11 +36,18 @@ class _BestEffortCache(jinja2.FileSystemBytecodeCache):
             pass
 
 
-def _bytecode_cache() -> jinja2.BytecodeCache | None:
+def _bytecode_cache() -> _BestEffortCache | None:
     try:
         return _BestEffortCache()  # Jinja2's default folder: <tmp>/_jinja2-cache-<uid>
     except (OSError, RuntimeError):  # no usable temp folder, or one we do not own
         return None
+
+
+def private_cache_folder() -> Path | None:
+    """The folder of the bytecode cache, for other best-effort caches between processes
+    (issue/inline.py): made and checked by Jinja2 (ours, mode 0700); None when unusable."""
+    cache = _bytecode_cache()
+    return Path(cache.directory) if cache is not None else None
 
 
 def environment(folder: Path, **options: Any) -> jinja2.Environment:

@@ -13,7 +13,10 @@ placeholder loads the real module the first time anything reads from it, so a
 library that does need it later still gets it. ``from deferred import name``
 during the import gets a stand-in function that loads the module when called,
 for the names listed (functions only); any other name read during the import
-fails loudly instead of being guessed.
+fails loudly instead of being guessed. ``on_load`` gives a deferred module
+the setup its importer would have done at once (premailer sets cssutils' log
+level when a Premailer is made): it runs when the real module first serves a
+placeholder, or at once if that module is loaded already.
 """
 
 from __future__ import annotations
@@ -21,23 +24,32 @@ from __future__ import annotations
 import importlib
 import sys
 import types
+from typing import Callable
+
+
+OnLoad = Callable[[types.ModuleType], None]
 
 
 class _Deferred(types.ModuleType):
     """Stands in for a module at someone else's import; the real one loads on first use."""
 
-    def __init__(self, name: str, callables: tuple[str, ...]):
+    def __init__(self, name: str, callables: tuple[str, ...], on_load: OnLoad | None = None):
         super().__init__(name)
         self._callables = callables
+        self._on_load = on_load
 
     def __getattr__(self, name):
-        if name.startswith("__") or name == "_callables":
+        if name.startswith("__") or name in ("_callables", "_on_load"):
             raise AttributeError(name)  # the import system probing
         if sys.modules.get(self.__name__) is self:  # still inside the import
             if name in self._callables:
                 return _stand_in(self.__name__, name)
             raise AttributeError(f"{self.__name__}.{name} read while its import is deferred")
-        return getattr(importlib.import_module(self.__name__), name)
+        module = importlib.import_module(self.__name__)
+        if self._on_load is not None:
+            hook, self._on_load = self._on_load, None  # once (hooks are idempotent: a race is harmless)
+            hook(module)
+        return getattr(module, name)
 
 
 def _stand_in(module: str, name: str):
@@ -49,14 +61,20 @@ def _stand_in(module: str, name: str):
     return call
 
 
-def import_deferring(module: str, deferred: dict[str, tuple[str, ...]]):
+def import_deferring(module: str, deferred: dict[str, tuple[str, ...]], on_load: dict[str, OnLoad] | None = None):
     """Import ``module`` while each module of ``deferred`` (not yet loaded) is a placeholder.
 
-    ``deferred`` maps a module name to the functions that may be from-imported from it.
+    ``deferred`` maps a module name to the functions that may be from-imported from it;
+    ``on_load`` a deferred module's name to the setup it needs once it is loaded for real.
     """
+    on_load = on_load or {}
+    for name, hook in on_load.items():
+        if name in sys.modules and not isinstance(sys.modules[name], _Deferred):
+            hook(sys.modules[name])
     if module in sys.modules:
         return sys.modules[module]
-    stubs = {name: _Deferred(name, callables) for name, callables in deferred.items() if name not in sys.modules}
+    stubs = {name: _Deferred(name, callables, on_load.get(name))
+             for name, callables in deferred.items() if name not in sys.modules}
     for name, stub in stubs.items():
         sys.modules[name] = stub
         parent, _, child = name.rpartition(".")
