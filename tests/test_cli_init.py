@@ -63,6 +63,9 @@ def test_without_a_config_the_database_is_named_before_it_appears(run_cli, workd
     # Nothing appears for commands that only read the issue.
     (workdir / "twir-mail.db").unlink()
     assert run_cli("config").code == 0 and not db.exists()
+    # Nor silently for one that only reads the database (it used to open the store itself).
+    report = run_cli("report", "--out", "r.html")
+    assert report.code == 0 and report.err.strip() == first.err.strip(), report.err
 
 
 def test_without_a_config_a_send_names_the_outbox_it_creates(run_cli, workdir):

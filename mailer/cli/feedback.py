@@ -24,13 +24,12 @@ def _line(result) -> str:
 def poll_cmd(ctx, once: bool) -> None:
     """Apply queued SES feedback, deleting each message once applied."""
     from mailer.feedback.queue import FeedbackQueue
-    from mailer.store import open_store
 
     settings = ctx.settings
     if not settings.feedback.queue_url:
         raise ConfigError("feedback.queue_url is empty: set TWIR_MAIL_FEEDBACK_QUEUE_URL to the SQS queue's URL "
                           "(`twir-mail ses setup --feedback sqs` creates one)", setting="feedback.queue_url")
-    with open_store(settings) as store:
+    with ctx.store() as store:
         queue = FeedbackQueue(store, settings)
         if once:
             result = queue.drain()

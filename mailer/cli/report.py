@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from mailer.cli import pass_ctx
@@ -17,18 +15,15 @@ from mailer.errors import TwirMailError
 @pass_ctx
 def report_cmd(ctx, out: str, campaign_id: int | None) -> None:
     """Write an HTML report: campaigns (messages per minute, feedback), subscribers per week, costly issues."""
-    from mailer.store import open_store
+    from mailer.atomicfile import atomic_open
     from mailer.web.report import build_report
 
-    with open_store(ctx.settings) as store:
+    with ctx.store() as store:
         page = build_report(store, campaign_id)
-    path = Path(out)
-    tmp = path.with_name(path.name + ".tmp")
     try:  # written whole or not at all
-        tmp.write_text(page, encoding="utf-8")
-        tmp.replace(path)
+        with atomic_open(out, "w", encoding="utf-8") as fh:
+            fh.write(page)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise TwirMailError(f"cannot write the report: {exc.strerror}", path=out) from None
     click.echo(f"wrote {out} ({len(page.encode('utf-8')) / 1024:.0f} KiB)")
 

@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import ssl
 import socket
@@ -28,6 +27,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from mailer.atomicfile import atomic_open
 from mailer.config import Settings
 from mailer.issue.lint import link_targets
 from mailer.issue.render import sponsor_for
@@ -197,10 +197,8 @@ class _Cache:
             self.entries[r.url] = self.now
         if self.max_age <= 0:
             return
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
         try:
-            tmp.write_text(json.dumps(self.entries, indent=0, sort_keys=True), encoding="utf-8")
-            tmp.replace(self.path)
+            with atomic_open(self.path, "w", encoding="utf-8") as fh:  # two `check --links` at once: no clash
+                json.dump(self.entries, fh, indent=0, sort_keys=True)
         except OSError:
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)  # a cache that cannot be written only costs time
+            pass  # a cache that cannot be written only costs time
