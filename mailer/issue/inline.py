@@ -198,7 +198,7 @@ def inline_css(element, css: str) -> str:
         # that says "unset" needs it (ours does not).
         premailer = _premailer_class()(element, css_text=[css], disable_leftover_css=True,
                                        remove_unset_properties="unset" in css, **OPTIONS)
-        styles = {el.get("style") for el in element.iter() if isinstance(el.tag, str) and el.get("style")}
+        styles = {str(style) for style in element.xpath("descendant-or-self::*/@style") if style}
         derived = _derived(premailer, css, styles)
         _prefill(derived, styles)
         premailer.transform()
