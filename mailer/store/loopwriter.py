@@ -32,8 +32,8 @@ from mailer.models import Status
 from mailer.store.core import db_error
 from mailer.store.engine import POOL_SIZE, pg_connect_args, utcnow
 from mailer.store.pgconnections import PgConnections
-from mailer.store.writes import (HISTORY, HISTORY_COLUMNS, PG_SUPPRESS, RECEIVING, SUPPRESS, history_row,
-                                 suppress_args)
+from mailer.store.writes import (HISTORY, HISTORY_COLUMNS, PG_SUPPRESS, SUPPRESS, history_row, suppress_args,
+                                 suppress_attempts)
 
 
 class Compiled:
@@ -94,11 +94,11 @@ class LoopWriter:
         return await self._psycopg.AsyncConnection.connect(**params)
 
     async def _pg_suppress(self, subscriber_id: int, status: Status, reason: str, detail: str | None) -> bool:
-        values = {"sid": subscriber_id, "new": status.value, "at": utcnow(), "reason": reason, "detail": detail}
         try:
             async with self._conns.connection() as conn:
-                for old in RECEIVING:
-                    cursor = await conn.execute(self._pg.sql, self._pg.args({**values, "old": old.value}))
+                for _, params in suppress_attempts(subscriber_id, status, utcnow()):
+                    cursor = await conn.execute(self._pg.sql, self._pg.args({**params, "reason": reason,
+                                                                             "detail": detail}))
                     if await cursor.fetchone() is not None:
                         return True
                 return False
@@ -117,8 +117,7 @@ class LoopWriter:
                 raise
             try:
                 now, changed = utcnow(), False
-                for old in RECEIVING:  # most likely first: usually the first UPDATE matches
-                    params = {"sid": subscriber_id, "old": old.value, "new": status.value, "at": now}
+                for old, params in suppress_attempts(subscriber_id, status, now):
                     # fetchall: a RETURNING statement must run to its end before COMMIT.
                     if conn.execute(self._update.sql, self._update.args(params)).fetchall():
                         row = history_row(subscriber_id, old, status, reason, detail, now)

@@ -8,6 +8,7 @@ and it is logged like any other change.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -107,6 +108,14 @@ def suppress_args(status: Status | str, reason: str) -> tuple[Status, str]:
     if not status.suppressed:
         raise SubscriberError(f"suppress needs a suppressed status, got {status.value}")
     return status, reason
+
+
+def suppress_attempts(subscriber_id: int, status: Status, now) -> Iterator[tuple[Status, dict]]:
+    """The conditional UPDATEs of a suppress (Store.suppress, LoopWriter.suppress), most likely
+    first (usually the first matches): the status each moves from, and SUPPRESS's parameters
+    (PG_SUPPRESS's too, with reason and detail)."""
+    for old in RECEIVING:
+        yield old, {"sid": subscriber_id, "old": old.value, "new": status.value, "at": now}
 
 
 def history_row(subscriber_id: int, old: Status | str | None, new: Status | str, reason: str,
@@ -226,14 +235,13 @@ class Store(LedgerOps, FeedbackOps, RateLimitOps, ReportOps, StoreBase):
         """
         status, reason = suppress_args(status, reason)
         now = utcnow()
+        attempts = suppress_attempts(subscriber_id, status, now)
         if self.dialect == "postgresql":  # UPDATE and INSERT in one statement: one round trip
             with self._autocommit() as conn:
-                return any(conn.execute(PG_SUPPRESS, {"sid": subscriber_id, "old": old.value, "new": status.value,
-                                                      "at": now, "reason": reason, "detail": detail}).first()
-                           for old in RECEIVING)
+                return any(conn.execute(PG_SUPPRESS, {**params, "reason": reason, "detail": detail}).first()
+                           for _, params in attempts)
         with self._write() as conn:
-            for old in RECEIVING:  # most likely first: usually the first UPDATE matches
-                params = {"sid": subscriber_id, "old": old.value, "new": status.value, "at": now}
+            for old, params in attempts:
                 if conn.execute(SUPPRESS, params).first() is not None:
                     conn.execute(HISTORY, history_row(subscriber_id, old, status, reason, detail, now))
                     return True
