@@ -70,3 +70,14 @@ def test_first_use_from_several_processes_at_once(tmp_path):
     engine = create_engine(url)
     assert migrate.current_revision(engine) == migrate.HEAD
     engine.dispose()
+
+
+def test_the_full_schema_is_a_copy_the_store_tables_stay_as_declared():
+    # The partial index joins a copy: the tables every query uses are the same in every process
+    # (declaring it on them once needed the PostgreSQL dialect, and changed them mid-run).
+    from mailer.store import schema
+
+    full = full_metadata()
+    assert "uq_campaigns_issue_list_send" in {ix.name for ix in full.tables["campaigns"].indexes}
+    assert "uq_campaigns_issue_list_send" not in {ix.name for ix in schema.campaigns.indexes}
+    assert set(full.tables) == set(schema.metadata.tables) and full is full_metadata()
