@@ -91,3 +91,12 @@ def test_every_worker_logs_requests(workdir):
         for _ in range(4):
             urllib.request.urlopen(f"{url}/subscribe", timeout=5).read()
     assert output["err"].count("GET /subscribe 200") >= 4  # the first /healthz polls aside
+
+
+def test_safe_path_cannot_forge_log_lines():
+    """The path arrives %-decoded: a client's %0A would start a log line of its choosing."""
+    forged = safe_path("/x\n2026-01-01 00:00:00 INFO twir_mail.access: GET /admin 200 1ms\r\u2028\x85")
+    assert forged.isprintable() and "%0A" in forged and "%E2%80%A8" in forged
+    assert safe_path("/caf\u00e9") == "/caf\u00e9"  # printable text stays readable
+    long = safe_path("/" + "a" * 60_000)
+    assert len(long) < 300 and long.endswith("...")

@@ -11,7 +11,7 @@ import ipaddress
 import logging
 import re
 import time
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from mailer.config import Settings
 from mailer.errors import ConfigError
@@ -19,6 +19,7 @@ from mailer.errors import ConfigError
 access_log = logging.getLogger("twir_mail.access")
 # Path segments that are bearer secrets: the token itself unsubscribes or confirms.
 _TOKEN_PATH = re.compile(r"^/(unsubscribe|confirm)/[^/]+")
+MAX_LOGGED_PATH = 200  # a real path is far shorter; a 60 KB one must not make a 60 KB log line
 
 
 def is_loopback(host: str) -> bool:
@@ -49,8 +50,15 @@ def check_can_serve(settings: Settings, bind_host: str | None = None) -> None:
 
 
 def safe_path(path: str) -> str:
-    """The request path with bearer tokens replaced (logs must not hold working links)."""
-    return _TOKEN_PATH.sub(lambda m: f"/{m.group(1)}/<token>", path)
+    """The request path for a log line: bearer tokens replaced (logs must not hold working links),
+    unprintable characters %-encoded and the length capped.
+
+    The path arrives %-decoded, so a client's ``%0A`` is a newline that would start a log line
+    of its own choosing."""
+    path = _TOKEN_PATH.sub(lambda m: f"/{m.group(1)}/<token>", path)
+    if not path.isprintable():
+        path = "".join(c if c.isprintable() else quote(c) for c in path)
+    return path if len(path) <= MAX_LOGGED_PATH else path[:MAX_LOGGED_PATH] + "..."
 
 
 class AccessLog:
