@@ -3,14 +3,19 @@ message-id header checked, failed certificate fetches cached briefly."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from mailer.aws import client as aws_client
-from mailer.aws.sns import SnsVerifier
+from mailer.aws.sns import MAX_MESSAGE_AGE, SnsVerifier
 from mailer.config import with_overrides
 from mailer.errors import WebhookError
+from mailer.models import Status
+from mailer.store.schema import sns_messages
+from mailer.web.context import SNS_ID_KEEP
 from tests.fixtures.sns import TOPIC
-from tests.test_web_webhook import HEADERS, post, ses
+from tests.test_web_webhook import HEADERS, count, post, ses
 
 
 @pytest.fixture
@@ -69,3 +74,21 @@ def test_failed_certificate_fetches_are_cached_briefly(settings, sns_signer, mon
     monkeypatch.setattr(sns_module.time, "monotonic", lambda: clock[0])
     verifier.fetcher = sns_signer.fetch  # back up: after the pause it is fetched again
     assert verifier.verify(doc) is doc
+
+
+def test_a_replay_older_than_the_kept_message_ids_is_refused(live, sns_signer):
+    """MessageIds are forgotten after SNS_ID_KEEP: a genuine notification replayed later must not be
+    applied again (e.g. an old complaint re-suppressing a reader who has since confirmed again)."""
+    sub, _ = live.add("angry@example.com")
+    old = dt.datetime.now(dt.timezone.utc) - SNS_ID_KEEP
+    r = post(live, sns_signer.notification(ses("complaint-event"), timestamp=old))
+    assert r.status_code == 403
+    assert live.store.get_by_id(sub.id).status is Status.SUBSCRIBED
+    assert count(live.store, sns_messages) == 0
+    recent = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=2)  # within SNS's retries
+    assert post(live, sns_signer.notification(ses("complaint-event"), timestamp=recent)).status_code == 200
+    assert live.store.get_by_id(sub.id).status is Status.COMPLAINED
+
+
+def test_sns_id_keep_outlasts_the_accepted_message_age():
+    assert SNS_ID_KEEP >= MAX_MESSAGE_AGE + dt.timedelta(hours=12)  # margin for clock skew

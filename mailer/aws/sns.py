@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import json
 import re
 import threading
@@ -35,6 +36,10 @@ CONFIRMATION_FIELDS = ("Message", "MessageId", "SubscribeURL", "Timestamp", "Tok
 MESSAGE_TYPES = ("Notification", "SubscriptionConfirmation", "UnsubscribeConfirmation")
 HASHES = {"1": "SHA1", "2": "SHA256"}  # SignatureVersion -> cryptography's hash class name
 MAX_BODY = 256 * 1024  # SNS messages are at most 256 KB
+# SNS stops retrying an HTTP delivery within hours (at most about 4 days with the longest custom
+# policy), so a genuine message older than this is a replay. The web app remembers MessageIds
+# for longer (web/context.py SNS_ID_KEEP): no replayed copy outlives its de-duplication row.
+MAX_MESSAGE_AGE = dt.timedelta(days=6)
 FAILED_FETCH_TTL = 10.0  # seconds a failed certificate fetch is remembered: brief, SNS retries later
 
 Fetcher = Callable[[str], bytes]
@@ -93,6 +98,16 @@ def string_to_sign(doc: dict) -> bytes:
             raise WebhookError(f"SNS field {name} is not a string", status=400)
         parts.append(f"{name}\n{value}\n")
     return "".join(parts).encode("utf-8")
+
+
+def _check_age(timestamp: str) -> None:
+    """Refuse (403) a message older than MAX_MESSAGE_AGE: signed, but a replay."""
+    try:
+        sent = dt.datetime.fromisoformat(timestamp)
+    except ValueError:
+        raise WebhookError("unreadable Timestamp") from None
+    if sent.tzinfo is None or dt.datetime.now(dt.timezone.utc) - sent > MAX_MESSAGE_AGE:
+        raise WebhookError("message too old (a replay)")
 
 
 class SnsVerifier:
@@ -179,6 +194,7 @@ class SnsVerifier:
             key.verify(signature, payload, padding.PKCS1v15(), getattr(hashes, algorithm)())
         except InvalidSignature:
             raise WebhookError("bad signature") from None
+        _check_age(doc["Timestamp"])
         return doc
 
     def check_subscribe_url(self, url: str) -> str:

@@ -19,15 +19,16 @@ import anyio.to_thread
 
 from mailer.config import Settings
 from mailer.errors import StoreError, TokenError
-from mailer.aws.sns import SnsVerifier
+from mailer.aws.sns import MAX_MESSAGE_AGE, SnsVerifier
 from mailer.tokens import Signer, TokenData
 from mailer.web.pages import Pages
 
 log = logging.getLogger("twir_mail.web")
 CONFIRM_MAX_AGE = 7 * 24 * 3600  # confirmation links expire after a week
-# SNS retries a delivery for up to about a day (its HTTP retry policy at most hours): a MessageId
-# older than this will not come back, so its de-duplication row can go.
-SNS_ID_KEEP = dt.timedelta(days=7)
+# SNS retries a delivery for hours (at most days): a MessageId older than this will not come back,
+# so its de-duplication row can go. A replayed copy of it is refused as older than
+# MAX_MESSAGE_AGE; the day between them covers clock skew.
+SNS_ID_KEEP = MAX_MESSAGE_AGE + dt.timedelta(days=1)
 # Concurrent database calls in threads per process (see run_db; the one-click write runs on
 # the event loop instead, see loop_writer). PostgreSQL: at most the engine's
 # pool_size (mailer/store/engine.py), so no call waits for, or churns, an overflow connection;
