@@ -141,3 +141,18 @@ def test_health_and_unknown_pages(live):
     assert r.status_code == 404 and "Traceback" not in r.text and "Page not found" in r.text
     r = live.http.put("/webhooks/ses", content=b"x")
     assert r.status_code == 405 and "Traceback" not in r.text
+
+
+def test_wrong_method_names_every_allowed_one(live):
+    """RFC 9110: a 405 carries Allow. Several paths have a GET route and a POST route, and
+    Starlette's own 405 names only the first one's methods."""
+    _, token = live.add("methods@example.com")
+    for method, path, allowed in [("PUT", f"/unsubscribe/{token}", "GET, HEAD, POST"),
+                                  ("DELETE", "/subscribe", "GET, HEAD, POST"),
+                                  ("OPTIONS", "/confirm/x", "GET, HEAD, POST"),
+                                  ("GET", "/webhooks/ses", "POST"),
+                                  ("PATCH", f"/unsubscribe/{token}/resubscribe", "POST")]:
+        r = live.http.request(method, path)
+        assert (r.status_code, r.headers.get("allow")) == (405, allowed), (method, path)
+        assert r.headers["cache-control"] == "no-store"
+    assert live.store.get("methods@example.com").status is Status.SUBSCRIBED

@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
 from mailer.config import Settings
 from mailer.errors import StoreError, TwirMailError
@@ -39,10 +39,22 @@ async def index(request: Request):
     return await subscribe.form_page(request)
 
 
+def _allowed(request: Request) -> str:
+    """Every method the routes at this path accept, for a 405's Allow header (RFC 9110). Several
+    paths have a GET route and a POST route; Starlette's own 405 names only the first one's."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if route.matches(request.scope)[0] is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
+
+
 def _error_handlers(svc: Services) -> dict:
     async def http_error(request: Request, exc: HTTPException):
         if exc.status_code == 405:
-            return svc.pages.message("Not allowed", "This address does not accept that kind of request.", status=405)
+            page = svc.pages.message("Not allowed", "This address does not accept that kind of request.", status=405)
+            page.headers["Allow"] = _allowed(request)
+            return page
         if exc.status_code == 404:
             return svc.pages.message("Page not found", "There is nothing at this address.", status=404)
         return svc.pages.message("Bad request", "The request could not be understood.", status=exc.status_code)
