@@ -24,6 +24,7 @@ from mailer.feedback.events import parse_ses_events
 from mailer.web.context import Services, read_body
 
 log = logging.getLogger("twir_mail.webhook")
+PUBLIC = {403: "refused", 502: "cannot confirm subscription, try again later"}
 
 
 def _text(status: int, text: str) -> PlainTextResponse:
@@ -98,4 +99,6 @@ async def receive(request: Request):
         return _text(200, await run_in_threadpool(_handle, svc, doc))
     except WebhookError as exc:
         log.warning("webhook refused (%s): %s", exc.status, exc.message)
-        return _text(exc.status, "refused" if exc.status == 403 else exc.message)
+        # The poster learns what was malformed (400, 413), not why verification failed (403) nor
+        # what AWS answered us (502: it can name the account, the role and a missing permission).
+        return _text(exc.status, PUBLIC.get(exc.status, exc.message))
