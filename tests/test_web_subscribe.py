@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import logging
 import re
 import threading
 import time
@@ -210,3 +211,17 @@ def test_a_later_complaint_outranks_an_older_confirmation_link(web, outbox):
     fresh = web.services.signer.confirm_token(sub.id, main)
     assert web.http.post(f"/confirm/{fresh}").status_code == 200
     assert web.store.get_by_id(sub.id).status is Status.SUBSCRIBED
+
+
+def test_a_client_hanging_up_mid_form_is_one_log_line(web, outbox, caplog):
+    uvicorn_error = logging.getLogger("uvicorn.error")
+    uvicorn_error.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.INFO):
+            web.abandon("/subscribe", b"email=half%40exa")
+    finally:
+        uvicorn_error.removeHandler(caplog.handler)
+    assert [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR] == []
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("twir_mail")]
+    assert len(lines) == 1 and lines[0].startswith("POST /subscribe 499 ")  # nginx's "client closed request"
+    assert sum(web.store.count().values()) == 0 and mails(web, outbox) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -156,3 +157,21 @@ def test_wrong_method_names_every_allowed_one(live):
         assert (r.status_code, r.headers.get("allow")) == (405, allowed), (method, path)
         assert r.headers["cache-control"] == "no-store"
     assert live.store.get("methods@example.com").status is Status.SUBSCRIBED
+
+
+@pytest.fixture
+def server_errors(caplog):
+    """Records of uvicorn's own error log too (it does not propagate to the root logger)."""
+    uvicorn_error = logging.getLogger("uvicorn.error")
+    uvicorn_error.addHandler(caplog.handler)
+    yield caplog
+    uvicorn_error.removeHandler(caplog.handler)
+
+
+def test_a_client_hanging_up_mid_body_still_unsubscribes_without_a_traceback(live, server_errors):
+    """The signed token is the authorisation: the body is not needed, so a dropped connection
+    must neither lose the unsubscribe nor log a traceback (it logged two)."""
+    sub, token = live.add("flaky.network@example.com")
+    live.abandon(f"/unsubscribe/{token}", b"List-Unsubscribe=On")
+    assert live.store.get_by_id(sub.id).status is Status.UNSUBSCRIBED
+    assert [r.getMessage() for r in server_errors.records if r.exc_info or r.levelno >= logging.ERROR] == []

@@ -18,8 +18,8 @@ from typing import Any, Callable
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Match, Route
 
 from mailer.config import Settings
@@ -72,7 +72,12 @@ def _error_handlers(svc: Services) -> dict:
             log.exception("unexpected error on %s %s", request.method, safe_path(request.url.path))
         return svc.pages.message("Something went wrong", "Please try again later.", status=500)
 
-    return {HTTPException: http_error, Exception: app_error}
+    async def client_gone(request: Request, exc: ClientDisconnect):
+        # Hung up before sending the whole body (a dropped network): nobody reads this answer and
+        # it is no error of ours, so no traceback; the access log's line shows nginx's 499.
+        return Response(status_code=499)
+
+    return {HTTPException: http_error, ClientDisconnect: client_gone, Exception: app_error}
 
 
 def create_app(settings: Settings, *, store: Any = None, transport: Any = None,

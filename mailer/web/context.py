@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import anyio
 import anyio.to_thread
+from starlette.requests import ClientDisconnect
 
 from mailer.config import Settings
 from mailer.errors import StoreError, TokenError
@@ -48,12 +49,18 @@ async def read_body(request, limit: int) -> bytes | None:
 
 
 async def drain(request, limit: int = 64 * 1024) -> None:
-    """Read and drop a body we need nothing from, without buffering a huge one."""
+    """Read and drop a body we need nothing from, without buffering a huge one.
+
+    A client that hangs up meanwhile is no reason to stop: the signed token in the path is
+    the request (an unsubscribe must not be lost to a dropped connection)."""
     seen = 0
-    async for chunk in request.stream():
-        seen += len(chunk)
-        if seen > limit:
-            break
+    try:
+        async for chunk in request.stream():
+            seen += len(chunk)
+            if seen > limit:
+                break
+    except ClientDisconnect:
+        pass
 
 
 class Services:
