@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import logging
 import re
+import socket
 import threading
 import time
 from email import policy
@@ -224,4 +225,20 @@ def test_a_client_hanging_up_mid_form_is_one_log_line(web, outbox, caplog):
     assert [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR] == []
     lines = [r.getMessage() for r in caplog.records if r.name.startswith("twir_mail")]
     assert len(lines) == 1 and lines[0].startswith("POST /subscribe 499 ")  # nginx's "client closed request"
+    assert sum(web.store.count().values()) == 0 and mails(web, outbox) == []
+
+
+def test_a_body_trickling_in_is_cut_off(web, outbox, monkeypatch):
+    """uvicorn has no time limit on a request body: a client sending a byte now and then would
+    hold its connection (and the app's coroutine) for as long as it liked."""
+    from mailer.web import context
+
+    monkeypatch.setattr(context, "BODY_SECONDS", 0.5)
+    host, port = web.url.rsplit("/", 1)[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"POST /subscribe HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                     b"Content-Length: 1000\r\n\r\nemail=slow")
+        answer = sock.recv(200)
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    web.wait_idle()
     assert sum(web.store.count().values()) == 0 and mails(web, outbox) == []

@@ -25,7 +25,7 @@ from starlette.routing import Match, Route
 from mailer.config import Settings
 from mailer.errors import StoreError, TwirMailError
 from mailer.web import subscribe, unsubscribe, webhook
-from mailer.web.context import Services
+from mailer.web.context import Services, SlowBody
 from mailer.web.startup import AccessLog, safe_path
 
 log = logging.getLogger("twir_mail.web")
@@ -77,7 +77,13 @@ def _error_handlers(svc: Services) -> dict:
         # it is no error of ours, so no traceback; the access log's line shows nginx's 499.
         return Response(status_code=499)
 
-    return {HTTPException: http_error, ClientDisconnect: client_gone, Exception: app_error}
+    async def slow_body(request: Request, exc: SlowBody):
+        page = svc.pages.message("Request timeout", "The request took too long to arrive. Please try again.",
+                                 status=408)
+        page.headers["Connection"] = "close"  # the rest of the body may still be on its way
+        return page
+
+    return {HTTPException: http_error, ClientDisconnect: client_gone, SlowBody: slow_body, Exception: app_error}
 
 
 def create_app(settings: Settings, *, store: Any = None, transport: Any = None,

@@ -37,15 +37,27 @@ SNS_ID_KEEP = MAX_MESSAGE_AGE + dt.timedelta(days=1)
 DB_THREADS = {"sqlite": 2, "postgresql": 10}
 
 
+# A body has this long to arrive (ours are at most 256 KB). uvicorn sets no limit: a client
+# sending a byte now and then would hold its connection and a coroutine as long as it liked.
+BODY_SECONDS = 30.0
+
+
+class SlowBody(Exception):
+    """The body did not arrive within BODY_SECONDS (answered 408)."""
+
+
 async def read_body(request, limit: int) -> bytes | None:
-    """The whole body, or None as soon as it passes ``limit`` bytes (the rest is not read)."""
+    """The whole body, or None as soon as it passes ``limit`` bytes (the rest is not read).
+    Raises SlowBody if it takes longer than BODY_SECONDS."""
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+    with anyio.move_on_after(BODY_SECONDS):
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
+    raise SlowBody()
 
 
 async def drain(request, limit: int = 64 * 1024) -> None:
@@ -55,10 +67,11 @@ async def drain(request, limit: int = 64 * 1024) -> None:
     the request (an unsubscribe must not be lost to a dropped connection)."""
     seen = 0
     try:
-        async for chunk in request.stream():
-            seen += len(chunk)
-            if seen > limit:
-                break
+        with anyio.move_on_after(BODY_SECONDS):  # a slow one too: see read_body
+            async for chunk in request.stream():
+                seen += len(chunk)
+                if seen > limit:
+                    break
     except ClientDisconnect:
         pass
 
