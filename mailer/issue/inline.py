@@ -8,8 +8,8 @@ matched (half of its time). Its rules need no ``.c`` scope for the same reason.
 Every email carries the same ``content.css``, but premailer derives the same
 things from it on each ``transform``: the inlinable rules (re-serialising every
 property through cssutils) and each rule's declarations as pairs; the author's
-own ``style`` attributes (Pygments' colours) are parsed again too. What it
-derives is kept per stylesheet in this process and, as JSON, in the private
+own ``style`` attributes on elements a rule matches (Pygments' ``<pre>``) are
+parsed again too, with validation. What it derives is kept per stylesheet in this process and, as JSON, in the private
 cache folder between processes (``templating.private_cache_folder``), so a
 later ``render``/``check`` of an editor's loop does not load cssutils at all
 (its import and tokenizer were ~25 ms of each cold run). The entries go back
@@ -57,7 +57,7 @@ PREMAILER_DEFERRED = {
 
 _FORMAT = 1  # of a cache entry; a change makes every old entry a miss
 _STYLES_MAX = 64  # distinct style attributes in one issue taken from the cache (premailer's holds 128)
-_ENTRY_STYLES_MAX = 512  # style attributes one entry remembers
+_ENTRY_STYLES_MAX = 512  # style attributes one entry remembers (Pygments makes a few dozen at most)
 _MEMORY_MAX = 16  # stylesheets per process; a cap keeps edits in `preview` from piling up
 
 
@@ -68,7 +68,7 @@ class Derived:
     rules: list[tuple]  # (specificity, selector, declarations), as _parse_style_rules gives them
     leftover: str  # what cannot be inlined (media queries, pseudo-classes) as CSS text
     pairs: dict[str, list[tuple[str, str]]]  # declarations -> csstext_to_pairs(declarations, validate=...)
-    styles: dict[str, list[tuple[str, str]]]  # the author's style attributes -> csstext_to_pairs(style)
+    styles: dict[str, list[tuple[str, str]]]  # the author's style attributes premailer parsed -> their pairs
 
 
 _MEMORY: dict[str, Derived] = {}
@@ -153,38 +153,59 @@ def _save(path: Path | None, derived: Derived) -> None:
 
 
 # -- inlining ----------------------------------------------------------------------------------
-def _derived(premailer, css: str, styles: set[str]) -> Derived:
-    """What premailer derives from ``css`` and the author's ``styles``: memory, disk, or computed."""
-    derived = _MEMORY.get(css)
-    path = None
-    if derived is None:
-        path = _entry_path(css)
-        derived = _load(path)
-    missing = [s for s in styles if derived is None or s not in derived.styles]
-    if derived is None or missing:
-        derived = derived or premailer.derive(css)
-        if len(derived.styles) + len(missing) <= _ENTRY_STYLES_MAX:
-            # A new object, not an update: another thread may be reading the one in _MEMORY.
-            derived = replace(derived, styles={**derived.styles,
-                                               **{style: _to_pairs()(style) for style in missing}})
-        _save(path or _entry_path(css), derived)
+def _remember(css: str, derived: Derived) -> None:
     if css not in _MEMORY and len(_MEMORY) >= _MEMORY_MAX:
         _MEMORY.clear()
     _MEMORY[css] = derived
+
+
+def _derived(premailer, css: str) -> Derived:
+    """What premailer derives from ``css``: from memory, from disk, or computed (and saved)."""
+    derived = _MEMORY.get(css)
+    if derived is None:
+        path = _entry_path(css)
+        derived = _load(path)
+        if derived is None:
+            derived = premailer.derive(css)
+            _save(path, derived)
+        _remember(css, derived)
     return derived
+
+
+def _function_cache():
+    """premailer's cache of csstext_to_pairs, its key function and lock (cachetools' attributes)."""
+    to_pairs = _to_pairs()
+    parts = tuple(getattr(to_pairs, attr, None) for attr in ("cache", "cache_key", "cache_lock"))
+    return parts if None not in parts else None  # another premailer: it computes everything itself
 
 
 def _prefill(derived: Derived, styles: set[str]) -> None:
     """Put what ``derived`` knows into premailer's function cache, keyed as premailer asks for it."""
-    to_pairs = _to_pairs()
-    cache, key, lock = (getattr(to_pairs, attr, None) for attr in ("cache", "cache_key", "cache_lock"))
-    if cache is None or key is None or lock is None or len(styles) > _STYLES_MAX:
-        return  # premailer computes them itself
+    found = _function_cache()
+    if found is None or len(styles) > _STYLES_MAX:  # (its cache holds 128 of everything)
+        return
+    cache, key, lock = found
     with lock:
         for bulk, pairs in derived.pairs.items():
             cache.setdefault(key(bulk, validate=_VALIDATE_RULES), pairs)
         for style in styles & derived.styles.keys():
             cache.setdefault(key(style), derived.styles[style])
+
+
+def _harvest(css: str, derived: Derived, styles: set[str]) -> None:
+    """Keep the author's style attributes premailer parsed itself this time (those on elements a
+    rule matched; merge_styles parses them with validation, cssutils' slowest path) for next time."""
+    found = _function_cache()
+    if found is None or len(derived.styles) >= _ENTRY_STYLES_MAX:
+        return
+    cache, key, lock = found
+    with lock:
+        new = {style: list(cache[key(style)]) for style in styles - derived.styles.keys() if key(style) in cache}
+    if new:
+        # A new object, not an update: another thread may be reading the one in _MEMORY.
+        derived = replace(derived, styles={**derived.styles, **new})
+        _remember(css, derived)
+        _save(_entry_path(css), derived)
 
 
 def inline_css(element, css: str) -> str:
@@ -199,9 +220,10 @@ def inline_css(element, css: str) -> str:
         premailer = _premailer_class()(element, css_text=[css], disable_leftover_css=True,
                                        remove_unset_properties="unset" in css, **OPTIONS)
         styles = {str(style) for style in element.xpath("descendant-or-self::*/@style") if style}
-        derived = _derived(premailer, css, styles)
+        derived = _derived(premailer, css)
         _prefill(derived, styles)
         premailer.transform()
+        _harvest(css, derived, styles)
         return derived.leftover
     except Exception as exc:  # premailer/cssutils raise assorted errors
         raise RenderError(f"CSS inlining failed: {exc}") from None
