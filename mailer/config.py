@@ -9,6 +9,7 @@ Secrets (``TWIR_MAIL_SECRET_KEY``, ``TWIR_MAIL_OLD_SECRET_KEYS``, ``TWIR_MAIL_AD
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -412,6 +413,10 @@ def _read_toml(path: Path) -> dict:
             return tomllib.load(fh)
     except OSError as exc:
         raise ConfigError(f"cannot read config: {exc.strerror}", path=path) from None
+    except UnicodeDecodeError as exc:  # tomllib reads bytes but decodes them all as UTF-8 first
+        line = exc.object[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"invalid TOML: not UTF-8 text (byte 0x{exc.object[exc.start]:02x})", path=path,
+                          line=line) from None
     except tomllib.TOMLDecodeError as exc:
         line = getattr(exc, "lineno", None)
         msg = getattr(exc, "msg", str(exc)).split(" (at line")[0]
@@ -474,6 +479,9 @@ def _validate(s: Settings) -> None:
         value = getattr(getattr(s, section), f.name)
         if choices and value not in choices:
             bad(f"{section}.{key}", f"{value!r} is not one of {', '.join(choices)}")
+        # nan passes every comparison below (and inf every upper bound): a nan guard rate never pauses.
+        if isinstance(value, float) and not math.isfinite(value):
+            bad(f"{section}.{key}", f"{value!r} is not a finite number")
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
             bad(f"{section}.{key}", "must not be negative")
     name, addr = parseaddr(s.newsletter.from_)
@@ -486,6 +494,11 @@ def _validate(s: Settings) -> None:
             s.newsletter.subject.format(number=0, title="")
         except (KeyError, IndexError, ValueError) as exc:
             bad("newsletter.subject", f"unknown placeholder {exc}")
+    # Out of range, uvicorn hangs after "serving on" and smtplib reports it as a refused connection.
+    if not 0 <= s.web.port <= 65535:
+        bad("web.port", "is a TCP port: 0 (any free port) to 65535")
+    if not 1 <= s.smtp.port <= 65535:
+        bad("smtp.port", "is a TCP port: 1 to 65535")
     if s.send.workers < 1:
         bad("send.workers", "must be at least 1")
     if s.check.html_warning_kib > s.check.html_error_kib:

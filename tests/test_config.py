@@ -81,6 +81,11 @@ def test_config_from_env_variable(workdir):
     ("[ses\n", {}, r"invalid TOML"),
     ("", {"TWIR_MAIL_SES_RATE": "soon"}, r"TWIR_MAIL_SES_RATE: expected float"),
     ("", {"TWIR_MAIL_SES_REGOIN": "x"}, r"unknown setting in environment: TWIR_MAIL_SES_REGOIN"),
+    # nan passes `< 0` and `> 1`: a nan guard limit would never pause a send.
+    ("[guard]\nmax_bounce_rate = nan\n", {}, r"guard\.max_bounce_rate .*nan is not a finite number"),
+    ("", {"TWIR_MAIL_SES_RATE": "inf"}, r"ses\.rate .*inf is not a finite number"),
+    ("", {"TWIR_MAIL_WEB_PORT": "99999"}, r"web\.port .*TCP port"),
+    ("[smtp]\nport = 0\n", {}, r"smtp\.port .*TCP port"),
 ])
 def test_bad_settings_are_one_line_errors_naming_the_setting(workdir, text, env, pattern):
     path = write(workdir / "twir-mail.toml", text)
@@ -112,6 +117,14 @@ def test_cli_prints_one_line_error_and_exits_nonzero(run_cli, workdir):
     lines = result.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.err
     assert "Traceback" not in result.err
+
+
+def test_config_that_is_not_utf8_is_one_line_error_with_its_line(run_cli, workdir):
+    (workdir / "twir-mail.toml").write_bytes(b'[newsletter]\nname = "Caf\xe9"\n')
+    r = run_cli("config")
+    assert r.code == 2 and "Traceback" not in r.err and "unexpected" not in r.err, r.err
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].endswith("twir-mail.toml:2: invalid TOML: not UTF-8 text (byte 0xe9)"), r.err
 
 
 PASSWORD = "hunter2-Pa55"
