@@ -213,6 +213,18 @@ SECTIONS: dict[str, type] = {
 }
 
 
+def _masked_repr(plain):
+    def __repr__(self) -> str:
+        return mask(plain(self))
+    return __repr__
+
+
+# A section's repr reaches logs, tracebacks and `unexpected` errors: a database URL's password is
+# masked there as in `config` (Settings' own repr is made of these).
+for _section in SECTIONS.values():
+    _section.__repr__ = _masked_repr(_section.__repr__)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting, validated once by ``load_settings`` and passed explicitly; secrets never in its repr."""

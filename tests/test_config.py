@@ -202,6 +202,14 @@ def test_secrets_never_appear_in_the_settings_repr():
     assert not [name for name, value in secrets.items() if value in shown]
 
 
+def test_database_password_never_appears_in_a_repr():
+    settings = load_settings(env={"TWIR_MAIL_DATABASE_URL": f"postgresql://twir:{PASSWORD}@db.example/twir",
+                                  "TWIR_MAIL_FEEDBACK_QUEUE_URL": f"https://sqs.example/1/q?token={PASSWORD}"})
+    assert settings.database.url.endswith(f":{PASSWORD}@db.example/twir")  # the value itself is intact
+    for shown in (repr(settings), repr(settings.database), repr(settings.feedback)):
+        assert PASSWORD not in shown and "***" in shown, shown
+
+
 @pytest.mark.parametrize("url", ["https://this-week-in-rust.org:99999/", "https://:443/", "https://user@/x",
                                  "http://example.org:0/"])
 def test_a_url_setting_without_a_usable_host_or_port_is_one_error(url):
