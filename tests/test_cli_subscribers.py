@@ -129,6 +129,17 @@ def test_import_file_errors_name_file_and_line(run_cli, workdir):
     assert one_line_error(run_cli("subscribers", "import", "bad.csv")) == "error: bad.csv:3: not UTF-8 text"
 
 
+def test_a_zip_that_is_not_one_says_so(run_cli, workdir):
+    # Read as a CSV it was "no `email` column (columns: <its first bytes>)".
+    (workdir / "audience.zip").write_bytes(b"<html>Sign in to Mailchimp</html>\n")
+    assert one_line_error(run_cli("subscribers", "import", "audience.zip")) == (
+        "error: audience.zip: not a zip file (download the Mailchimp export again; "
+        "a CSV named .zip needs --format csv)")
+    (workdir / "list.zip").write_text("email\nx@example.com\n")  # said to be a CSV: imported as one
+    r = run_cli("subscribers", "import", "list.zip", "--format", "csv")
+    assert r.code == 0 and "1 added" in r.out, r.err
+
+
 @pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)  # SQLite upgrades itself
 def test_postgres_needs_db_upgrade(run_cli, store_url):
     env = {"TWIR_MAIL_DATABASE_URL": store_url}
