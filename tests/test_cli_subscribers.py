@@ -116,6 +116,11 @@ def test_errors_are_one_line(run_cli, args, message):
     assert one_line_error(run_cli(*args)).startswith(message)
 
 
+def test_export_of_an_unknown_list_prints_no_csv(run_cli):
+    r = run_cli("subscribers", "export", "--list", "mian")
+    assert one_line_error(r).startswith("error: unknown list 'mian'") and r.out == ""
+
+
 def test_export_to_a_missing_folder_is_one_line(run_cli):
     assert one_line_error(run_cli("subscribers", "export", "-o", "nope/out.csv")) == (
         "error: nope/out.csv: cannot write export: No such file or directory")
