@@ -300,8 +300,10 @@ def iter_settings():
 
 MASK = "***"
 # user:password@ in any URL-looking text, up to the last "@" of the word: a malformed URL
-# (an unescaped "@" or "/" in the password) is masked too, never half-shown.
-_URL_PASSWORD = re.compile(r"([a-z][a-z0-9+.\-]*://[^:@/\s'\"]*):([^\s'\"]*)@", re.I)
+# (an unescaped "@" or "/" in the password) is masked too, never half-shown. Tried once per run
+# of scheme characters, from its start and without backtracking into it (the scheme is the run
+# from its first letter): tried at every letter, a long value made `config` quadratic (100 KB: 30 s).
+_URL_PASSWORD = re.compile(r"(?<![a-z0-9+.\-])([0-9+.\-]*+[a-z][a-z0-9+.\-]*+://[^:@/\s'\"]*):([^\s'\"]*)@", re.I)
 # libpq and friends also take credentials as query parameters (?password=...).
 _QUERY_SECRET = re.compile(r"([?&;](?:password|passwd|pwd|secret|token|sslpassword|access_key|secret_key)=)"
                            r"[^&;\s'\"]*", re.I)

@@ -169,6 +169,13 @@ def test_mask_hides_every_password_spelling(url):
     assert PASSWORD not in masked and "***" in masked and "db.example" in masked
 
 
+def test_config_with_a_long_value_is_not_quadratic(run_cli, workdir):
+    # mask() tried its URL pattern at every letter of a run: 100 KB of letters took 30 s, 200 KB 2 min.
+    write(workdir / "twir-mail.toml", f'[newsletter]\nname = "{"x" * 200_000}"\n')
+    r = run_cli("config", timeout=30)
+    assert r.code == 0 and "x" * 200_000 in r.out, r.err
+
+
 def test_environment_secrets_are_masked_in_quoted_values():
     from mailer.config import mask
 
