@@ -418,6 +418,8 @@ def find_config(explicit: str | Path | None, env: Mapping[str, str]) -> Path | N
             raise ConfigError(f"config file not found: {path}", setting="--config")
         return path
     local = Path.cwd() / CONFIG_NAME
+    if local.exists() and not local.is_file():  # not silently the built-in defaults
+        raise ConfigError("is a directory, not a settings file", setting="--config", path=local)
     return local if local.is_file() else None
 
 
@@ -513,6 +515,8 @@ def _validate(s: Settings) -> None:
         bad("web.port", "is a TCP port: 0 (any free port) to 65535")
     if not 1 <= s.smtp.port <= 65535:
         bad("smtp.port", "is a TCP port: 1 to 65535")
+    if not s.smtp.host.strip():  # smtplib then skips connecting and fails with "please run connect() first"
+        bad("smtp.host", "is empty: name the SMTP relay")
     if s.send.workers < 1:
         bad("send.workers", "must be at least 1")
     if s.check.html_warning_kib > s.check.html_error_kib:

@@ -86,6 +86,7 @@ def test_config_from_env_variable(workdir):
     ("", {"TWIR_MAIL_SES_RATE": "inf"}, r"ses\.rate .*inf is not a finite number"),
     ("", {"TWIR_MAIL_WEB_PORT": "99999"}, r"web\.port .*TCP port"),
     ("[smtp]\nport = 0\n", {}, r"smtp\.port .*TCP port"),
+    ("", {"TWIR_MAIL_SMTP_HOST": " "}, r"smtp\.host .*is empty"),
 ])
 def test_bad_settings_are_one_line_errors_naming_the_setting(workdir, text, env, pattern):
     path = write(workdir / "twir-mail.toml", text)
@@ -94,6 +95,13 @@ def test_bad_settings_are_one_line_errors_naming_the_setting(workdir, text, env,
     message = str(info.value)
     assert "\n" not in message
     assert re.search(pattern, message), message
+
+
+def test_a_folder_named_like_the_config_is_an_error(workdir):
+    # It was skipped: the built-in defaults, with a new twir-mail.db beside it.
+    (workdir / "twir-mail.toml").mkdir()
+    with pytest.raises(ConfigError, match=r"twir-mail\.toml: is a directory, not a settings file"):
+        load_settings(env={})
 
 
 def test_missing_explicit_config_is_an_error(workdir):
