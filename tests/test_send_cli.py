@@ -113,6 +113,13 @@ def test_to_and_list_are_checked_before_the_issue(store, store_url, tmp_path):
     assert store.campaigns() == []
 
 
+@pytest.mark.parametrize("args", [("campaigns", "show"), ("report", "--campaign"), ("send", "--resume")])
+def test_a_campaign_id_past_64_bits_is_not_found(run_cli, args):
+    # SQLite cannot bind it: "unexpected OverflowError".
+    r = run_cli(*args, "99999999999999999999")
+    assert r.code == 1 and r.err.strip().splitlines()[-1] == "error: no campaign with id 99999999999999999999", r.err
+
+
 @pytest.mark.parametrize("rate", ["nan", "inf"])
 def test_rate_must_be_a_finite_number(run_cli, rate):
     # click's FloatRange lets nan through: it ended as "unexpected ValueError" after the summary.
