@@ -120,6 +120,11 @@ def test_a_campaign_id_past_64_bits_is_not_found(run_cli, args):
     assert r.code == 1 and r.err.strip().splitlines()[-1] == "error: no campaign with id 99999999999999999999", r.err
 
 
+def test_resend_unknown_without_resume_is_a_usage_error(run_cli):
+    r = run_cli("send", str(ISSUE), "--resend-unknown", "--dry-run")
+    assert r.code == 2 and "--resend-unknown goes with --resume" in r.err and "subject:" not in r.out, r.err
+
+
 @pytest.mark.parametrize("rate", ["nan", "inf"])
 def test_rate_must_be_a_finite_number(run_cli, rate):
     # click's FloatRange lets nan through: it ended as "unexpected ValueError" after the summary.

@@ -148,6 +148,8 @@ def _send(ctx, issue, list_name, yes, dry_run, rate, force, resume, resend_unkno
         raise click.UsageError("give an ISSUE file, or --resume CAMPAIGN_ID")
     if resuming and (to or dry_run):
         raise click.UsageError("--resume cannot be combined with --to or --dry-run")
+    if resend_unknown and not resuming:  # else a plain send went ahead, the flag ignored
+        raise click.UsageError("--resend-unknown goes with --resume")
     with ctx.store() as store:
         if resuming:
             found, requeued = _prepare_resume(store, campaign_id, issue, list_name, resend_unknown)
