@@ -9,6 +9,7 @@ Secrets (``TWIR_MAIL_SECRET_KEY``, ``TWIR_MAIL_OLD_SECRET_KEYS``, ``TWIR_MAIL_AD
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -212,6 +213,18 @@ SECTIONS: dict[str, type] = {
 }
 
 
+def _masked_repr(plain):
+    def __repr__(self) -> str:
+        return mask(plain(self))
+    return __repr__
+
+
+# A section's repr reaches logs, tracebacks and `unexpected` errors: a database URL's password is
+# masked there as in `config` (Settings' own repr is made of these).
+for _section in SECTIONS.values():
+    _section.__repr__ = _masked_repr(_section.__repr__)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting, validated once by ``load_settings`` and passed explicitly; secrets never in its repr."""
@@ -287,8 +300,10 @@ def iter_settings():
 
 MASK = "***"
 # user:password@ in any URL-looking text, up to the last "@" of the word: a malformed URL
-# (an unescaped "@" or "/" in the password) is masked too, never half-shown.
-_URL_PASSWORD = re.compile(r"([a-z][a-z0-9+.\-]*://[^:@/\s'\"]*):([^\s'\"]*)@", re.I)
+# (an unescaped "@" or "/" in the password) is masked too, never half-shown. Tried once per run
+# of scheme characters, from its start and without backtracking into it (the scheme is the run
+# from its first letter): tried at every letter, a long value made `config` quadratic (100 KB: 30 s).
+_URL_PASSWORD = re.compile(r"(?<![a-z0-9+.\-])([0-9+.\-]*+[a-z][a-z0-9+.\-]*+://[^:@/\s'\"]*):([^\s'\"]*)@", re.I)
 # libpq and friends also take credentials as query parameters (?password=...).
 _QUERY_SECRET = re.compile(r"([?&;](?:password|passwd|pwd|secret|token|sslpassword|access_key|secret_key)=)"
                            r"[^&;\s'\"]*", re.I)
@@ -403,6 +418,8 @@ def find_config(explicit: str | Path | None, env: Mapping[str, str]) -> Path | N
             raise ConfigError(f"config file not found: {path}", setting="--config")
         return path
     local = Path.cwd() / CONFIG_NAME
+    if local.exists() and not local.is_file():  # not silently the built-in defaults
+        raise ConfigError("is a directory, not a settings file", setting="--config", path=local)
     return local if local.is_file() else None
 
 
@@ -412,6 +429,10 @@ def _read_toml(path: Path) -> dict:
             return tomllib.load(fh)
     except OSError as exc:
         raise ConfigError(f"cannot read config: {exc.strerror}", path=path) from None
+    except UnicodeDecodeError as exc:  # tomllib reads bytes but decodes them all as UTF-8 first
+        line = exc.object[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"invalid TOML: not UTF-8 text (byte 0x{exc.object[exc.start]:02x})", path=path,
+                          line=line) from None
     except tomllib.TOMLDecodeError as exc:
         line = getattr(exc, "lineno", None)
         msg = getattr(exc, "msg", str(exc)).split(" (at line")[0]
@@ -474,6 +495,9 @@ def _validate(s: Settings) -> None:
         value = getattr(getattr(s, section), f.name)
         if choices and value not in choices:
             bad(f"{section}.{key}", f"{value!r} is not one of {', '.join(choices)}")
+        # nan passes every comparison below (and inf every upper bound): a nan guard rate never pauses.
+        if isinstance(value, float) and not math.isfinite(value):
+            bad(f"{section}.{key}", f"{value!r} is not a finite number")
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
             bad(f"{section}.{key}", "must not be negative")
     name, addr = parseaddr(s.newsletter.from_)
@@ -486,6 +510,13 @@ def _validate(s: Settings) -> None:
             s.newsletter.subject.format(number=0, title="")
         except (KeyError, IndexError, ValueError) as exc:
             bad("newsletter.subject", f"unknown placeholder {exc}")
+    # Out of range, uvicorn hangs after "serving on" and smtplib reports it as a refused connection.
+    if not 0 <= s.web.port <= 65535:
+        bad("web.port", "is a TCP port: 0 (any free port) to 65535")
+    if not 1 <= s.smtp.port <= 65535:
+        bad("smtp.port", "is a TCP port: 1 to 65535")
+    if not s.smtp.host.strip():  # smtplib then skips connecting and fails with "please run connect() first"
+        bad("smtp.host", "is empty: name the SMTP relay")
     if s.send.workers < 1:
         bad("send.workers", "must be at least 1")
     if s.check.html_warning_kib > s.check.html_error_kib:

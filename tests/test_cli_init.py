@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import tomllib
 
 from mailer.config import iter_settings, load_settings
 from mailer.store import open_store
+from tests.fixtures.core import ROOT
 
 
 def test_init_writes_config_creates_database_and_joins_the_preview_list(run_cli, workdir):
@@ -43,6 +47,20 @@ def test_init_refuses_to_overwrite_and_changes_nothing(run_cli, workdir):
     assert r.err.strip() == f"error: {config.name}: already exists; not overwritten (edit it, or remove it to start again)"
     assert config.read_text(encoding="utf-8") == '[ses]\nregion = "eu-west-1"\n'
     assert not (workdir / "twir-mail.db").exists()
+
+
+def test_init_that_cannot_write_the_config_leaves_nothing(workdir):
+    # A full disk mid-write (here a file size limit) left half a config, which the next `init`
+    # refused to overwrite, after "unexpected OSError".
+    code = ("import resource, signal; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (2048, 2048)); from mailer.cli import main; "
+            "main(['init', '--preview-address', 'me@example.org'])")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TWIR_MAIL_")}
+    env["PYTHONPATH"] = str(ROOT)
+    r = subprocess.run([sys.executable, "-c", code], cwd=workdir, env=env, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2 and r.stderr == "error: twir-mail.toml: cannot write: File too large\n", r.stderr
+    assert not (workdir / "twir-mail.toml").exists()
 
 
 def test_init_with_a_bad_address_writes_nothing(run_cli, workdir):

@@ -52,6 +52,19 @@ def test_one_bad_file_among_good_ones(run_cli, corpus, workdir):
     assert "Traceback" not in res.err
 
 
+def test_two_issues_with_one_name_do_not_overwrite_each_other(run_cli, corpus, workdir):
+    for folder, issue in (("a", corpus[0]), ("b", corpus[-1])):
+        (workdir / folder).mkdir()
+        (workdir / folder / "issue.md").write_bytes(issue.read_bytes())
+    res = run_cli("render", "a/issue.md", "b/issue.md", "a/issue.md")  # the same one twice is fine
+    assert res.code == 1 and res.out.count(" -> ") == 2
+    assert res.err.splitlines() == [
+        "error: b/issue.md: its issue.html, .txt and .eml would replace those of a/issue.md: "
+        "render it with another -o folder", "error: 1 of 3 issue(s) failed to render"]
+    assert run_cli("render", "a/issue.md", "-o", "again").code == 0  # build/ holds a's output, not b's
+    assert (workdir / "build" / "issue.txt").read_text() == (workdir / "again" / "issue.txt").read_text()
+
+
 def test_render_unwritable_output(run_cli, corpus, workdir):
     (workdir / "afile").write_text("x")
     res = run_cli("render", str(corpus[-1]), "-o", "afile/sub")

@@ -61,6 +61,19 @@ def test_missing_credentials_is_one_line(run_cli, workdir, monkeypatch):
     assert "no AWS credentials found" in one_error_line(res.err)
 
 
+def test_aws_errors_mask_credentials_in_the_url_they_quote(run_cli, workdir, monkeypatch):
+    # The action named in an AWS error quotes feedback.queue_url as set, user:password and all.
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    env = {"AWS_SHARED_CREDENTIALS_FILE": str(workdir / "none"), "AWS_CONFIG_FILE": str(workdir / "none"),
+           "AWS_EC2_METADATA_DISABLED": "true", "TWIR_MAIL_FEEDBACK_ENDPOINT_URL": "http://127.0.0.1:9",
+           "TWIR_MAIL_FEEDBACK_QUEUE_URL": "https://key:hunter2-Pa55@sqs.example.org/1/q"}
+    res = run_cli("feedback", "poll", "--once", env=env)
+    line = one_error_line("\n".join(ln for ln in res.err.splitlines() if not ln.startswith("note: ")))
+    assert res.code == 1 and "SQS queue https://key:***@sqs.example.org/1/q" in line
+    assert "hunter2" not in res.err + res.out
+
+
 def test_unreachable_endpoint_is_one_line(run_cli, moto):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

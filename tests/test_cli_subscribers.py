@@ -116,6 +116,11 @@ def test_errors_are_one_line(run_cli, args, message):
     assert one_line_error(run_cli(*args)).startswith(message)
 
 
+def test_export_of_an_unknown_list_prints_no_csv(run_cli):
+    r = run_cli("subscribers", "export", "--list", "mian")
+    assert one_line_error(r).startswith("error: unknown list 'mian'") and r.out == ""
+
+
 def test_export_to_a_missing_folder_is_one_line(run_cli):
     assert one_line_error(run_cli("subscribers", "export", "-o", "nope/out.csv")) == (
         "error: nope/out.csv: cannot write export: No such file or directory")
@@ -127,6 +132,17 @@ def test_import_file_errors_name_file_and_line(run_cli, workdir):
         "error: in.csv:1: no `email` column (columns: address)")
     (workdir / "bad.csv").write_bytes(b"email\nx@example.com\ny@exam\xffple.com\n")
     assert one_line_error(run_cli("subscribers", "import", "bad.csv")) == "error: bad.csv:3: not UTF-8 text"
+
+
+def test_a_zip_that_is_not_one_says_so(run_cli, workdir):
+    # Read as a CSV it was "no `email` column (columns: <its first bytes>)".
+    (workdir / "audience.zip").write_bytes(b"<html>Sign in to Mailchimp</html>\n")
+    assert one_line_error(run_cli("subscribers", "import", "audience.zip")) == (
+        "error: audience.zip: not a zip file (download the Mailchimp export again; "
+        "a CSV named .zip needs --format csv)")
+    (workdir / "list.zip").write_text("email\nx@example.com\n")  # said to be a CSV: imported as one
+    r = run_cli("subscribers", "import", "list.zip", "--format", "csv")
+    assert r.code == 0 and "1 added" in r.out, r.err
 
 
 @pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)  # SQLite upgrades itself

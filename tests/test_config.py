@@ -81,6 +81,12 @@ def test_config_from_env_variable(workdir):
     ("[ses\n", {}, r"invalid TOML"),
     ("", {"TWIR_MAIL_SES_RATE": "soon"}, r"TWIR_MAIL_SES_RATE: expected float"),
     ("", {"TWIR_MAIL_SES_REGOIN": "x"}, r"unknown setting in environment: TWIR_MAIL_SES_REGOIN"),
+    # nan passes `< 0` and `> 1`: a nan guard limit would never pause a send.
+    ("[guard]\nmax_bounce_rate = nan\n", {}, r"guard\.max_bounce_rate .*nan is not a finite number"),
+    ("", {"TWIR_MAIL_SES_RATE": "inf"}, r"ses\.rate .*inf is not a finite number"),
+    ("", {"TWIR_MAIL_WEB_PORT": "99999"}, r"web\.port .*TCP port"),
+    ("[smtp]\nport = 0\n", {}, r"smtp\.port .*TCP port"),
+    ("", {"TWIR_MAIL_SMTP_HOST": " "}, r"smtp\.host .*is empty"),
 ])
 def test_bad_settings_are_one_line_errors_naming_the_setting(workdir, text, env, pattern):
     path = write(workdir / "twir-mail.toml", text)
@@ -89,6 +95,13 @@ def test_bad_settings_are_one_line_errors_naming_the_setting(workdir, text, env,
     message = str(info.value)
     assert "\n" not in message
     assert re.search(pattern, message), message
+
+
+def test_a_folder_named_like_the_config_is_an_error(workdir):
+    # It was skipped: the built-in defaults, with a new twir-mail.db beside it.
+    (workdir / "twir-mail.toml").mkdir()
+    with pytest.raises(ConfigError, match=r"twir-mail\.toml: is a directory, not a settings file"):
+        load_settings(env={})
 
 
 def test_missing_explicit_config_is_an_error(workdir):
@@ -112,6 +125,14 @@ def test_cli_prints_one_line_error_and_exits_nonzero(run_cli, workdir):
     lines = result.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.err
     assert "Traceback" not in result.err
+
+
+def test_config_that_is_not_utf8_is_one_line_error_with_its_line(run_cli, workdir):
+    (workdir / "twir-mail.toml").write_bytes(b'[newsletter]\nname = "Caf\xe9"\n')
+    r = run_cli("config")
+    assert r.code == 2 and "Traceback" not in r.err and "unexpected" not in r.err, r.err
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].endswith("twir-mail.toml:2: invalid TOML: not UTF-8 text (byte 0xe9)"), r.err
 
 
 PASSWORD = "hunter2-Pa55"
@@ -156,6 +177,13 @@ def test_mask_hides_every_password_spelling(url):
     assert PASSWORD not in masked and "***" in masked and "db.example" in masked
 
 
+def test_config_with_a_long_value_is_not_quadratic(run_cli, workdir):
+    # mask() tried its URL pattern at every letter of a run: 100 KB of letters took 30 s, 200 KB 2 min.
+    write(workdir / "twir-mail.toml", f'[newsletter]\nname = "{"x" * 200_000}"\n')
+    r = run_cli("config", timeout=30)
+    assert r.code == 0 and "x" * 200_000 in r.out, r.err
+
+
 def test_environment_secrets_are_masked_in_quoted_values():
     from mailer.config import mask
 
@@ -187,6 +215,14 @@ def test_secrets_never_appear_in_the_settings_repr():
     shown = repr(settings)
     assert "newsletter=Newsletter(" in shown
     assert not [name for name, value in secrets.items() if value in shown]
+
+
+def test_database_password_never_appears_in_a_repr():
+    settings = load_settings(env={"TWIR_MAIL_DATABASE_URL": f"postgresql://twir:{PASSWORD}@db.example/twir",
+                                  "TWIR_MAIL_FEEDBACK_QUEUE_URL": f"https://sqs.example/1/q?token={PASSWORD}"})
+    assert settings.database.url.endswith(f":{PASSWORD}@db.example/twir")  # the value itself is intact
+    for shown in (repr(settings), repr(settings.database), repr(settings.feedback)):
+        assert PASSWORD not in shown and "***" in shown, shown
 
 
 @pytest.mark.parametrize("url", ["https://this-week-in-rust.org:99999/", "https://:443/", "https://user@/x",

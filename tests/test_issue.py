@@ -66,6 +66,10 @@ def test_sponsor_header(issue_file, value, expected):
     ({"Date": "21/05/2025"}, "invalid Date '21/05/2025'", 3),
     ({"Number": "six"}, "invalid Number 'six'", 2),
     ({"Number": None, "Title": "Weekly news"}, "no Number header", 1),
+    # "²" passed str.isdigit() and crashed int(); a huge number failed only when a send recorded it.
+    ({"Number": "²"}, "invalid Number '²' (expected a whole number, at most 9 digits)", 2),
+    ({"Number": "9" * 23}, "invalid Number '999", 2),
+    ({"Number": None, "Title": "This Week in Rust " + "9" * 20}, "is over 9 digits: give a Number header", 1),
     ({"Sponsor": "Acme | ftp://acme"}, "Sponsor URL 'ftp://acme'", 5),
 ])
 def test_bad_headers_name_file_and_line(issue_file, headers, message, line):

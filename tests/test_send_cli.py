@@ -113,6 +113,26 @@ def test_to_and_list_are_checked_before_the_issue(store, store_url, tmp_path):
     assert store.campaigns() == []
 
 
+@pytest.mark.parametrize("args", [("campaigns", "show"), ("report", "--campaign"), ("send", "--resume")])
+def test_a_campaign_id_past_64_bits_is_not_found(run_cli, args):
+    # SQLite cannot bind it: "unexpected OverflowError".
+    r = run_cli(*args, "99999999999999999999")
+    assert r.code == 1 and r.err.strip().splitlines()[-1] == "error: no campaign with id 99999999999999999999", r.err
+
+
+def test_resend_unknown_without_resume_is_a_usage_error(run_cli):
+    r = run_cli("send", str(ISSUE), "--resend-unknown", "--dry-run")
+    assert r.code == 2 and "--resend-unknown goes with --resume" in r.err and "subject:" not in r.out, r.err
+
+
+@pytest.mark.parametrize("rate", ["nan", "inf"])
+def test_rate_must_be_a_finite_number(run_cli, rate):
+    # click's FloatRange lets nan through: it ended as "unexpected ValueError" after the summary.
+    r = run_cli("send", str(ISSUE), "--dry-run", "--force", "--rate", rate)
+    assert r.code == 2 and f"'{rate}' is not a number of messages per second" in r.err, r.err
+    assert "unexpected" not in r.err and "subject:" not in r.out
+
+
 def test_dry_run_summarises_exactly_what_the_send_would_do(store, store_url, tmp_path):
     add_subscribers(store, 3)
     add_subscribers(store, 2, list_name="preview", prefix="editor")

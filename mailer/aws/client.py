@@ -90,6 +90,7 @@ def aws_errors(action: str) -> Iterator[None]:
     """Turn botocore exceptions raised while doing ``action`` into AwsError."""
     from botocore import exceptions as bx
 
+    action = mask(action)  # it may quote a setting: "SQS queue https://user:password@..."
     try:
         yield
     except (bx.NoCredentialsError, bx.PartialCredentialsError):

@@ -36,8 +36,12 @@ def _write_new(path: Path, text: str) -> None:
         raise _exists(path) from None
     except OSError as exc:
         raise ConfigError(f"cannot create: {exc.strerror}", path=path) from None
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:  # a full disk: half a config would block the next `init`
+        path.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write: {exc.strerror}", path=path) from None
 
 
 def _next_steps(path: Path) -> list[str]:

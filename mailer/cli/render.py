@@ -38,6 +38,15 @@ def render_one(file: str, out_dir: Path, settings) -> str:
             f"{_kib(rendered.text_bytes)} text, .eml sample)")
 
 
+def _same_output(written: dict[str, tuple[str, Path]], file: str) -> None:
+    """a/issue.md and b/issue.md both write issue.html: the second would replace the first's."""
+    earlier = written.get(Path(file).stem)
+    if earlier and earlier[1] != Path(file).resolve():
+        stem = Path(file).stem
+        raise TwirMailError(f"its {stem}.html, .txt and .eml would replace those of {earlier[0]}: "
+                            "render it with another -o folder", path=file)
+
+
 @click.command("render")
 @click.argument("files", nargs=-1, required=True)
 @click.option("-o", "--output", "output", default="build", show_default=True, type=click.Path(file_okay=False),
@@ -52,9 +61,12 @@ def render_cmd(ctx, files: tuple[str, ...], output: str) -> int:
     except OSError as exc:
         raise TwirMailError(f"cannot create output folder: {exc.strerror}", path=out_dir) from None
     failed = 0
+    written: dict[str, tuple[str, Path]] = {}  # output stem -> the issue rendered there in this run
     for file in files:
         try:
+            _same_output(written, file)
             click.echo(render_one(file, out_dir, settings))
+            written.setdefault(Path(file).stem, (file, Path(file).resolve()))
         except TwirMailError as exc:  # report it and go on with the others
             err(str(exc))
             failed += 1

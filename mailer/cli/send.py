@@ -14,6 +14,19 @@ from mailer.errors import CampaignError, CheckFailed, Interrupted, SendingPaused
 EXIT_NOT_SENT = 4
 
 
+class _Rate(click.FloatRange):
+    """Messages per second: click's FloatRange lets nan through (every comparison with it is
+    false), and inf would be no pace at all while the summary promised one."""
+
+    def convert(self, value, param, ctx):
+        import math
+
+        rate = super().convert(value, param, ctx)
+        if not math.isfinite(rate):
+            self.fail(f"{value!r} is not a number of messages per second", param, ctx)
+        return rate
+
+
 def _kib(n: int) -> str:
     return f"{n / 1024:.1f} KiB"
 
@@ -135,6 +148,8 @@ def _send(ctx, issue, list_name, yes, dry_run, rate, force, resume, resend_unkno
         raise click.UsageError("give an ISSUE file, or --resume CAMPAIGN_ID")
     if resuming and (to or dry_run):
         raise click.UsageError("--resume cannot be combined with --to or --dry-run")
+    if resend_unknown and not resuming:  # else a plain send went ahead, the flag ignored
+        raise click.UsageError("--resend-unknown goes with --resume")
     with ctx.store() as store:
         if resuming:
             found, requeued = _prepare_resume(store, campaign_id, issue, list_name, resend_unknown)
@@ -315,7 +330,7 @@ def _dry_run(store, rendered, settings, list_name, addresses, test) -> int:
 @click.option("--list", "list_name", default="main", show_default=True, help="List to send to.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--dry-run", is_flag=True, help="Render, check and build every message, but send nothing.")
-@click.option("--rate", type=click.FloatRange(min=0.01), help="Messages per second (default: [ses] rate, "
+@click.option("--rate", type=_Rate(min=0.01), help="Messages per second (default: [ses] rate, "
               "else the SES account's MaxSendRate). Per process.")
 @click.option("--force", is_flag=True, help="Send even if `check` finds errors.")
 @click.option("--resume", is_flag=False, flag_value="", default=None, metavar="[ID]",

@@ -188,6 +188,8 @@ def list_(ctx, list_name, status) -> None:
 def export(ctx, list_name, status, output) -> None:
     """CSV of subscribers (re-importable with `subscribers import`); streams."""
     with _open(ctx) as store:
+        if list_name:
+            store.list_id(list_name)  # an unknown list is an error before the CSV header is on stdout
         rows = store.iter_subscribers(list_name, status)
         if not output:
             _write_csv(sys.stdout, rows)

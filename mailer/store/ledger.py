@@ -45,6 +45,9 @@ class LedgerOps:
     """Campaign and delivery rows (mixed into Store: uses its transactions and list lookup)."""
 
     def campaign(self, campaign_id: int) -> Campaign:
+        # An id past 64 bits (`campaigns show 99999999999999999999`) cannot be bound: SQLite raises OverflowError.
+        if not 0 < campaign_id < 2**63:
+            raise CampaignError(f"no campaign with id {campaign_id}")
         with self._read() as conn:
             row = conn.execute(_SELECT.where(C.c.id == campaign_id)).first()
         if row is None:
