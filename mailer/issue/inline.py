@@ -9,15 +9,16 @@ Every email carries the same ``content.css``, but premailer derives the same
 things from it on each ``transform``: the inlinable rules (re-serialising every
 property through cssutils) and each rule's declarations as pairs; the author's
 own ``style`` attributes on elements a rule matches (Pygments' ``<pre>``) are
-parsed again too, with validation. What it derives is kept per stylesheet in this process and, as JSON, in the private
-cache folder between processes (``templating.private_cache_folder``), so a
-later ``render``/``check`` of an editor's loop does not load cssutils at all
-(its import and tokenizer were ~25 ms of each cold run). The entries go back
-into premailer's own function cache (cachetools' documented ``cache`` and
-``cache_key``), so premailer does the inlining as ever and computes anything
-not found there itself. An entry is keyed by the stylesheet, the options and
-the installed premailer and cssutils files; the cache is an optimisation
-only: an unusable folder or a damaged entry costs the derivation, nothing more.
+parsed again too, with validation. What it derives is kept per stylesheet in
+this process and, as JSON, in the private cache folder between processes
+(``templating.private_cache_folder``), so a later ``render``/``check`` of an
+editor's loop does not load cssutils at all (its import and tokenizer were
+~25 ms of each cold run). The entries go back into premailer's own function
+cache (cachetools' documented ``cache``, ``cache_key`` and ``cache_lock``), so
+premailer does the inlining as ever and computes anything not found there
+itself. An entry is keyed by the stylesheet, the options and the installed
+premailer and cssutils files; the cache is an optimisation only: an unusable
+folder or a damaged entry costs the derivation, nothing more.
 
 premailer and cssutils import ``requests``, ``urllib.request`` and more for
 fetching external stylesheets; network access is off here, so those load only
