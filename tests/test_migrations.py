@@ -81,3 +81,29 @@ def test_the_full_schema_is_a_copy_the_store_tables_stay_as_declared():
     assert "uq_campaigns_issue_list_send" in {ix.name for ix in full.tables["campaigns"].indexes}
     assert "uq_campaigns_issue_list_send" not in {ix.name for ix in schema.campaigns.indexes}
     assert set(full.tables) == set(schema.metadata.tables) and full is full_metadata()
+
+
+def test_switching_a_new_file_to_wal_waits_for_a_writer_instead_of_failing(tmp_path):
+    # A fresh file is still in rollback-journal mode; switching it to WAL needs an exclusive
+    # lock. While another connection holds the write lock, SQLite answers "database is locked"
+    # at once instead of calling the busy handler (its deadlock rule): the web app and a CLI
+    # command first opening one new file failed that way now and then.
+    import sqlite3
+    import threading
+
+    path = tmp_path / "new.db"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("CREATE TABLE t (a)")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO t VALUES (1)")
+    done = threading.Timer(0.3, lambda: writer.execute("COMMIT"))
+    done.start()
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 1  # after the commit
+    finally:
+        done.join()
+        writer.close()
+        engine.dispose()

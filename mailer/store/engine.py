@@ -10,6 +10,7 @@ PostgreSQL URLs are pinned to psycopg 3.
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -27,6 +28,28 @@ POOL_RECYCLE_S = 300
 # >= the web app's concurrent database calls (mailer/web/context.py DB_THREADS); also the most
 # connections loopwriter.py opens for the one-click write, beside these, per web process.
 POOL_SIZE = 10
+
+
+def _wal(cur) -> None:
+    """``PRAGMA journal_mode=WAL``, waiting (up to the busy timeout) while another connection writes.
+
+    A new file starts in rollback-journal mode, and switching it to WAL needs an exclusive
+    lock: while another connection holds the write lock, SQLite answers "database is locked"
+    at once instead of calling the busy handler (its rule against deadlocks). The web app and
+    a CLI command first opening one new file failed that way now and then.
+    """
+    import sqlite3
+
+    deadline, pause = time.monotonic() + BUSY_TIMEOUT_MS / 1000, 0.001
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 def utcnow() -> dt.datetime:
@@ -82,7 +105,7 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
     def _on_connect(dbapi_conn, _record):
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (below)
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        _wal(cur)
         cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA foreign_keys=ON")
         # Deleted and overwritten content is zeroed, not left in free space: `forget` must
