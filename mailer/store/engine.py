@@ -30,6 +30,13 @@ POOL_RECYCLE_S = 300
 POOL_SIZE = 10
 
 
+def sqlite_busy(exc: Exception) -> bool:
+    """Is ``exc`` sqlite3's SQLITE_BUSY ("database is locked"), or one of its extended codes?"""
+    import sqlite3
+
+    return isinstance(exc, sqlite3.OperationalError) and exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+
+
 def _wal(cur) -> None:
     """``PRAGMA journal_mode=WAL``, waiting (up to the busy timeout) while another connection writes.
 
@@ -38,15 +45,13 @@ def _wal(cur) -> None:
     at once instead of calling the busy handler (its rule against deadlocks). The web app and
     a CLI command first opening one new file failed that way now and then.
     """
-    import sqlite3
-
     deadline, pause = time.monotonic() + BUSY_TIMEOUT_MS / 1000, 0.001
     while True:
         try:
             cur.execute("PRAGMA journal_mode=WAL")
             return
-        except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() + pause > deadline:
+        except Exception as exc:
+            if not sqlite_busy(exc) or time.monotonic() + pause > deadline:
                 raise
         time.sleep(pause)
         pause = min(pause * 2, 0.05)

@@ -30,7 +30,7 @@ import sqlalchemy as sa
 
 from mailer.models import Status
 from mailer.store.core import db_error
-from mailer.store.engine import POOL_SIZE, pg_connect_args, utcnow
+from mailer.store.engine import POOL_SIZE, pg_connect_args, sqlite_busy, utcnow
 from mailer.store.pgconnections import PgConnections
 from mailer.store.writes import (HISTORY, HISTORY_COLUMNS, PG_SUPPRESS, SUPPRESS, history_row, suppress_args,
                                  suppress_attempts)
@@ -112,7 +112,7 @@ class LoopWriter:
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:  # and its extended codes
+                if sqlite_busy(exc):
                     return None  # another writer holds the lock: the caller waits for it in a thread
                 raise
             try:
