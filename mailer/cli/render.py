@@ -38,13 +38,15 @@ def render_one(file: str, out_dir: Path, settings) -> str:
             f"{_kib(rendered.text_bytes)} text, .eml sample)")
 
 
-def _same_output(written: dict[str, tuple[str, Path]], file: str) -> None:
-    """a/issue.md and b/issue.md both write issue.html: the second would replace the first's."""
-    earlier = written.get(Path(file).stem)
-    if earlier and earlier[1] != Path(file).resolve():
-        stem = Path(file).stem
+def _same_output(written: dict[str, tuple[str, Path]], file: str) -> tuple[str, Path]:
+    """The output name (Issue.stem) and the file's real path, once no earlier issue of this run
+    wrote that name: a/issue.md and b/issue.md both write issue.html, the second over the first's."""
+    stem, real = Path(file).stem, Path(file).resolve()
+    earlier = written.get(stem)
+    if earlier and earlier[1] != real:
         raise TwirMailError(f"its {stem}.html, .txt and .eml would replace those of {earlier[0]}: "
                             "render it with another -o folder", path=file)
+    return stem, real
 
 
 @click.command("render")
@@ -64,9 +66,9 @@ def render_cmd(ctx, files: tuple[str, ...], output: str) -> int:
     written: dict[str, tuple[str, Path]] = {}  # output stem -> the issue rendered there in this run
     for file in files:
         try:
-            _same_output(written, file)
+            stem, real = _same_output(written, file)
             click.echo(render_one(file, out_dir, settings))
-            written.setdefault(Path(file).stem, (file, Path(file).resolve()))
+            written.setdefault(stem, (file, real))
         except TwirMailError as exc:  # report it and go on with the others
             err(str(exc))
             failed += 1

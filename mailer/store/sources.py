@@ -193,8 +193,7 @@ def _zip_rows(path: Path) -> Iterator[Row]:
 
 
 def detect_format(path: Path) -> str:
-    _refuse_broken_zip(path, None)
-    if zipfile.is_zipfile(path):
+    if _is_zip(path, None):
         return "mailchimp"
     if mailchimp_kind(path.name, []) is not None:
         return "mailchimp"
@@ -212,16 +211,18 @@ def _looks_like_zip(path: Path) -> bool:
         raise ImportFileError(f"cannot read: {exc.strerror}", path=path) from None
 
 
-def _refuse_broken_zip(path: Path, fmt: str | None) -> None:
-    """A zip that is damaged, or only named .zip (unless --format csv says so): read as a CSV,
-    its error would quote its first bytes as the file's column names."""
+def _is_zip(path: Path, fmt: str | None) -> bool:
+    """Whether ``path`` is a readable zip. A zip that is damaged, or a file only named .zip
+    (unless --format csv says so), is refused: read as a CSV, its error would quote its
+    first bytes as the file's column names."""
     if zipfile.is_zipfile(path):
-        return
+        return True
     if _looks_like_zip(path):
         raise ImportFileError("damaged or incomplete zip file (download the export again)", path=path)
     if path.suffix.lower() == ".zip" and fmt != "csv":
         raise ImportFileError("not a zip file (download the Mailchimp export again; "
                               "a CSV named .zip needs --format csv)", path=path)
+    return False
 
 
 def read_rows(path: str | Path, fmt: str | None = None) -> Iterator[Row]:
@@ -229,11 +230,11 @@ def read_rows(path: str | Path, fmt: str | None = None) -> Iterator[Row]:
     path = Path(path)
     if not path.is_file():
         raise ImportFileError("no such file", path=path)
-    _refuse_broken_zip(path, fmt)
-    fmt = fmt or detect_format(path)
+    zipped = _is_zip(path, fmt)
+    fmt = fmt or ("mailchimp" if zipped else detect_format(path))
     if fmt not in ("csv", "mailchimp"):
         raise ImportFileError(f"unknown import format {fmt!r}: use csv or mailchimp", path=path)
-    if fmt == "mailchimp" and zipfile.is_zipfile(path):
+    if fmt == "mailchimp" and zipped:
         yield from _zip_rows(path)
         return
     try:
