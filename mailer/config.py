@@ -329,14 +329,22 @@ def secret_settings(settings: Settings) -> list[tuple[str, str]]:
     """(environment variable, value) of each secret; values only ever shown masked."""
     return [("TWIR_MAIL_SECRET_KEY", "" if settings.secret_key == DEV_SECRET else settings.secret_key),
             ("TWIR_MAIL_SMTP_PASSWORD", settings.smtp_password),
-            ("TWIR_MAIL_WEBHOOK_PASSWORD", settings.webhook_password)]
+            ("TWIR_MAIL_WEBHOOK_PASSWORD", settings.webhook_password),
+            ("TWIR_MAIL_OLD_SECRET_KEYS", ",".join(settings.old_secret_keys)),
+            ("TWIR_MAIL_ADDRESS_KEY", settings.address_key)]
+
+
+def secret_values(settings: Settings) -> tuple[str, ...]:
+    """Every secret value on its own (each old key too), for ``mask``."""
+    return ("" if settings.secret_key == DEV_SECRET else settings.secret_key, settings.smtp_password,
+            settings.webhook_password, settings.address_key, *settings.old_secret_keys)
 
 
 def as_toml(settings: Settings) -> str:
     """Every setting as valid TOML, each value followed by its origin, secrets masked."""
     import tomli_w
 
-    secrets = tuple(v for _, v in secret_settings(settings))
+    secrets = secret_values(settings)
     lines = [f"# config file: {settings.config_path or '(none: built-in defaults)'}",
              f"# relative paths from: {settings.base_dir}"]
     current = None
@@ -487,7 +495,7 @@ def _coerce(value: Any, f, name: str, path: Path | None = None) -> Any:
 def _validate(s: Settings) -> None:
     def bad(name: str, why: str):
         env_name = ENV_PREFIX + name.replace(".", "_").upper()
-        why = mask(why, tuple(v for _, v in secret_settings(s)))
+        why = mask(why, secret_values(s))
         raise ConfigError(f"invalid value for {name} ({env_name}): {why}", setting=name, path=s.config_path)
 
     for section, key, f in iter_settings():

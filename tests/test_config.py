@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mailer.config import DEV_SECRET, iter_settings, load_settings
+from mailer.config import DEV_SECRET, as_toml, iter_settings, load_settings, mask, secret_values
 from mailer.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -231,3 +231,18 @@ def test_a_url_setting_without_a_usable_host_or_port_is_one_error(url):
     # The same rule as the AWS endpoint of the Lambda's SSM read (aws/jsoncall.py).
     with pytest.raises(ConfigError, match=r"newsletter\.site_url.*not an http\(s\) URL"):
         load_settings(env={"TWIR_MAIL_NEWSLETTER_SITE_URL": url})
+
+
+def test_as_toml_says_which_secrets_are_set_without_showing_them():
+    # An operator rotating keys must see that the old keys and the address key are configured.
+    secrets = {"TWIR_MAIL_SECRET_KEY": "s3cret-key-value-0123456789",
+               "TWIR_MAIL_OLD_SECRET_KEYS": "old-key-0123456789abc,older-key-0123456789",
+               "TWIR_MAIL_ADDRESS_KEY": "address-key-0123456789"}
+    shown = as_toml(load_settings(env=secrets))
+    for name in secrets:
+        assert f"# {name}: set (***)" in shown
+    assert "# TWIR_MAIL_SMTP_PASSWORD: not set" in shown
+    assert not [v for v in ("s3cret-key", "old-key-01", "older-key", "address-key") if v in shown]
+    # The fields themselves are masked wherever they are quoted, each old key on its own.
+    assert mask("from old-key-0123456789abc and older-key-0123456789",
+                secret_values(load_settings(env=secrets))) == "from *** and ***"
