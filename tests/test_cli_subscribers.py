@@ -66,7 +66,11 @@ def test_resubscribe_needs_reason_and_is_logged(cli_db):
     cli_db("subscribers", "add", "x@example.com")
     cli_db("subscribers", "remove", "x@example.com")
     r = cli_db("subscribers", "add", "x@example.com", "--resubscribe")
-    assert r.code == 2 and "--resubscribe needs --reason" in r.err
+    assert "--resubscribe needs --reason" in one_line_error(r, 2)
+    for reason, why in (("line one\nline two", "must be one line"), ("x" * 501, "longer than 500 characters")):
+        r = cli_db("subscribers", "add", "x@example.com", "--resubscribe", "--reason", reason)
+        assert why in one_line_error(r, 2)
+        assert why in one_line_error(cli_db("subscribers", "remove", "x@example.com", "--reason", reason), 2)
     r = cli_db("subscribers", "add", "x@example.com", "--resubscribe", "--reason", "wrote to the editors")
     assert r.code == 0 and "subscribed (was unsubscribed)" in r.out
     assert "unsubscribed -> subscribed  [resubscribe] (wrote to the editors)" in cli_db(
@@ -114,6 +118,21 @@ def test_mailchimp_zip_import_reports_bad_rows(cli_db, workdir):
 ])
 def test_errors_are_one_line(run_cli, args, message):
     assert one_line_error(run_cli(*args)).startswith(message)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["subscribers", "ad"], "error: No such command 'ad'. Did you mean 'add'? (see 'twir-mail subscribers --help')"),
+    (["render", "--bogus"], "error: No such option '--bogus'. (see 'twir-mail render --help')"),
+    (["render"], "error: Missing argument 'FILES...'. (see 'twir-mail render --help')"),
+    (["subscribers", "add", "a@example.com", "--resubscribe"], "error: --resubscribe needs --reason"),
+])
+def test_usage_errors_are_one_line_with_where_to_look(run_cli, args, message):
+    assert one_line_error(run_cli(*args), 2).startswith(message)
+
+
+def test_a_group_without_a_command_shows_its_help(run_cli):
+    r = run_cli("subscribers")
+    assert "Commands:" in r.out + r.err and "import" in r.out + r.err
 
 
 def test_export_of_an_unknown_list_prints_no_csv(run_cli):

@@ -114,8 +114,16 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         err("aborted")
         sys.exit(1)
-    except click.ClickException as exc:
+    except click.exceptions.NoArgsIsHelpError as exc:  # `twir-mail subscribers`: the group's help
         exc.show()
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        # One line, like every other error (click's own form is four: usage, hint, blank, error).
+        where = exc.ctx.command_path if exc.ctx else "twir-mail"
+        err(f"{exc.format_message()} (see '{where} --help')")
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        err(exc.format_message())
         sys.exit(exc.exit_code)
     except TwirMailError as exc:
         err(str(exc))

@@ -39,6 +39,22 @@ def _validated(emails, *, new: bool = False) -> list[str]:
     return list(emails)
 
 
+REASON_MAX = 500  # a sentence or two for the history; `history` prints it on one line
+
+
+def _reason(ctx, param, value: str | None) -> str | None:
+    """--reason is kept in the history and printed by `history`: one line of text, not a file's worth."""
+    from mailer.store.addresses import control_character
+
+    if value is None:
+        return None
+    if "\n" in value or "\r" in value or control_character(value):
+        raise click.BadParameter("must be one line without control characters")
+    if len(value) > REASON_MAX:
+        raise click.BadParameter(f"longer than {REASON_MAX} characters ({len(value)})")
+    return value
+
+
 @click.group()
 def subscribers() -> None:
     """Manage the subscriber list ([database] url)."""
@@ -49,7 +65,7 @@ def subscribers() -> None:
 @click.option("--list", "list_name", default="main", show_default=True, help="List to add to.")
 @click.option("--name", help="Display name.")
 @click.option("--resubscribe", is_flag=True, help="Re-subscribe an address that left (needs --reason).")
-@click.option("--reason", help="Why (required with --resubscribe; kept in the history).")
+@click.option("--reason", callback=_reason, help="Why (required with --resubscribe; kept in the history).")
 @pass_ctx
 def add(ctx, emails, list_name, name, resubscribe, reason) -> None:
     """Add addresses (subscribed). An address that left stays suppressed unless --resubscribe."""
@@ -84,7 +100,7 @@ def _existing(store, emails):
 
 @subscribers.command()
 @click.argument("emails", nargs=-1, required=True)
-@click.option("--reason", help="Why (kept in the history).")
+@click.option("--reason", callback=_reason, help="Why (kept in the history).")
 @pass_ctx
 def remove(ctx, emails, reason) -> None:
     """Unsubscribe addresses (history is kept; they stay suppressed)."""
