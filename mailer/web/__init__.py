@@ -59,17 +59,24 @@ def _error_handlers(svc: Services) -> dict:
             return svc.pages.message("Page not found", "There is nothing at this address.", status=404)
         return svc.pages.message("Bad request", "The request could not be understood.", status=exc.status_code)
 
-    async def app_error(request: Request, exc: Exception):
-        # Never a traceback to a visitor; the log has the details.
+    async def known_error(request: Request, exc: TwirMailError):
+        # Handled inside the middleware (not re-raised, unlike an Exception handler), so the access
+        # log shows the status sent (503, not 500) and the server logs no traceback for an outage.
         if isinstance(exc, StoreError):
             log.error("database unavailable: %s", exc)
             return svc.unavailable()
-        if isinstance(exc, TwirMailError):
-            # A subscriber error quotes the address: the class name is enough here.
-            log.error("%s on %s %s%s", type(exc).__name__, request.method, safe_path(request.url.path),
-                      "" if getattr(exc, "address", None) else f": {exc}")
-        else:
-            log.exception("unexpected error on %s %s", request.method, safe_path(request.url.path))
+        # A subscriber error quotes the address: the class name is enough here.
+        log.error("%s on %s %s%s", type(exc).__name__, request.method, safe_path(request.url.path),
+                  "" if getattr(exc, "address", None) else f": {exc}")
+        return _went_wrong()
+
+    async def unexpected_error(request: Request, exc: Exception):
+        # A bug. Never a traceback to a visitor. Starlette re-raises after this page is sent and the
+        # server logs the traceback once (uvicorn: "Exception in ASGI application", Mangum: "An error
+        # occurred running the application"); the access log's line before it names the path.
+        return _went_wrong()
+
+    def _went_wrong():
         return svc.pages.message("Something went wrong", "Please try again later.", status=500)
 
     async def client_gone(request: Request, exc: ClientDisconnect):
@@ -83,7 +90,8 @@ def _error_handlers(svc: Services) -> dict:
         page.headers["Connection"] = "close"  # the rest of the body may still be on its way
         return page
 
-    return {HTTPException: http_error, ClientDisconnect: client_gone, SlowBody: slow_body, Exception: app_error}
+    return {HTTPException: http_error, ClientDisconnect: client_gone, SlowBody: slow_body,
+            TwirMailError: known_error, Exception: unexpected_error}
 
 
 def create_app(settings: Settings, *, store: Any = None, transport: Any = None,
