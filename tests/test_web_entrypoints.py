@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
+import re
 import os
 import subprocess
 import sys
@@ -149,7 +150,7 @@ def test_lambda_handler_one_click(lambda_env):
     assert forged["statusCode"] == 400
 
 
-def test_database_down_is_a_503_page(settings):
+def test_database_down_is_a_503_page(settings, server_errors):
     import httpx
 
     from mailer.config import with_overrides
@@ -159,17 +160,18 @@ def test_database_down_is_a_503_page(settings):
     s = with_overrides(settings, database={"url": "postgresql://postgres@127.0.0.1:1/nothing"})
     token = Signer(s.secret_key).unsubscribe_token(1, 1)
     port = free_port()
-    with serve(create_app(s), port) as url, server_logs() as records:
+    with serve(create_app(s), port) as url:
         assert httpx.get(f"{url}/healthz").status_code == 200
         r = httpx.post(f"{url}/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"})
     assert r.status_code == 503 and "Temporarily unavailable" in r.text and "Traceback" not in r.text
+    records = _logged(server_errors)
     # An outage is one error line and the status the reader got, not a traceback and a "500".
     assert [m for _, m, _ in records if m.startswith("POST ")] == ["POST /unsubscribe/<token> 503"]
     assert [m.split(":")[0] for level, m, _ in records if level >= logging.ERROR] == ["database unavailable"]
     assert not [m for _, m, exc in records if exc]
 
 
-def test_a_bug_is_a_500_page_and_one_traceback_in_the_log(settings):
+def test_a_bug_is_a_500_page_and_one_traceback_in_the_log(settings, server_errors):
     import httpx
 
     from mailer.web import create_app
@@ -180,32 +182,14 @@ def test_a_bug_is_a_500_page_and_one_traceback_in_the_log(settings):
             raise RuntimeError("a bug in the store")
 
     token = Signer(settings.secret_key).unsubscribe_token(1, 1)
-    with serve(create_app(settings, store=Broken()), free_port()) as url, server_logs() as records:
+    with serve(create_app(settings, store=Broken()), free_port()) as url:
         r = httpx.post(f"{url}/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"})
     assert r.status_code == 500 and "Something went wrong" in r.text and "a bug" not in r.text
+    records = _logged(server_errors)
     assert [m for _, m, _ in records if m.startswith("POST ")] == ["POST /unsubscribe/<token> 500"]
     assert len([exc for _, _, exc in records if exc]) == 1  # uvicorn's; the app adds no second copy
 
 
-@contextlib.contextmanager
-def server_logs():
-    """(level, message without timing, has traceback) of what uvicorn and the app log meanwhile."""
-    import re
-
-    records: list = []
-
-    class Keep(logging.Handler):
-        def emit(self, record):
-            records.append((record.levelno, re.sub(r" \d+ms$", "", record.getMessage()), bool(record.exc_info)))
-
-    keep, loggers = Keep(), [logging.getLogger(name) for name in ("uvicorn.error", "twir_mail")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.addHandler(keep)
-        logger.setLevel(logging.INFO)
-    try:
-        yield records
-    finally:
-        for logger, level in zip(loggers, levels):
-            logger.removeHandler(keep)
-            logger.setLevel(level)
+def _logged(caplog) -> list[tuple[int, str, bool]]:
+    """(level, message without its timing, has a traceback) of each record."""
+    return [(r.levelno, re.sub(r" \d+ms$", "", r.getMessage()), bool(r.exc_info)) for r in caplog.records]

@@ -144,6 +144,21 @@ def test_health_and_unknown_pages(live):
     assert r.status_code == 405 and "Traceback" not in r.text
 
 
+def test_a_trailing_slash_redirects_without_trusting_the_host_header(live):
+    """Starlette's redirect built its Location from the Host header (`Host: evil.example` got
+    `http://evil.example/subscribe`, which a shared cache could serve to everyone)."""
+    sub, token = live.add("slash@example.com")
+    r = live.http.get("/subscribe/", headers={"Host": "evil.example"})
+    assert (r.status_code, r.headers["location"]) == (307, "/subscribe")
+    r = live.http.post(f"/unsubscribe/{token}/?utm=x", data={"List-Unsubscribe": "One-Click"})
+    assert (r.status_code, r.headers["location"]) == (307, f"/unsubscribe/{token}?utm=x")  # a POST stays one
+    assert live.http.post(r.headers["location"], data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    assert live.store.get_by_id(sub.id).status is Status.UNSUBSCRIBED
+    for path in (b"//evil.example/", b"//subscribe", b"/no/such/page/", b"/subscribe//"):
+        r = live.http.get(httpx.URL(live.url).copy_with(raw_path=path))  # sent as written
+        assert r.status_code == 404 and "location" not in r.headers, path
+
+
 def test_wrong_method_names_every_allowed_one(live):
     """RFC 9110: a 405 carries Allow. Several paths have a GET route and a POST route, and
     Starlette's own 405 names only the first one's methods."""
@@ -157,15 +172,6 @@ def test_wrong_method_names_every_allowed_one(live):
         assert (r.status_code, r.headers.get("allow")) == (405, allowed), (method, path)
         assert r.headers["cache-control"] == "no-store"
     assert live.store.get("methods@example.com").status is Status.SUBSCRIBED
-
-
-@pytest.fixture
-def server_errors(caplog):
-    """Records of uvicorn's own error log too (it does not propagate to the root logger)."""
-    uvicorn_error = logging.getLogger("uvicorn.error")
-    uvicorn_error.addHandler(caplog.handler)
-    yield caplog
-    uvicorn_error.removeHandler(caplog.handler)
 
 
 def test_a_client_hanging_up_mid_body_still_unsubscribes_without_a_traceback(live, server_errors):

@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Match, Route
 
 from mailer.config import Settings
@@ -49,12 +49,30 @@ def _allowed(request: Request) -> str:
     return ", ".join(sorted(methods))
 
 
+def _slash_twin(request: Request) -> str | None:
+    """The path with its trailing slash added or removed, if a route serves that one.
+
+    Starlette's own redirect (off, see create_app) builds an absolute URL from the Host header,
+    so `Host: evil.example` got `Location: http://evil.example/subscribe`, which a shared cache
+    could keep for everyone; this Location is relative and names only one of our routes."""
+    path = request.url.path
+    twin = path[:-1] if path.endswith("/") else path + "/"
+    if not twin.startswith("/") or twin.startswith("//"):
+        return None  # "//host" would be a protocol-relative URL: another site
+    scope = {**request.scope, "path": twin}
+    if all(route.matches(scope)[0] is Match.NONE for route in request.app.routes):
+        return None
+    return twin + (f"?{request.url.query}" if request.url.query else "")
+
+
 def _error_handlers(svc: Services) -> dict:
     async def http_error(request: Request, exc: HTTPException):
         if exc.status_code == 405:
             page = svc.pages.message("Not allowed", "This address does not accept that kind of request.", status=405)
             page.headers["Allow"] = _allowed(request)
             return page
+        if exc.status_code == 404 and (twin := _slash_twin(request)):
+            return RedirectResponse(twin, status_code=307)  # 307: a POST stays a POST
         if exc.status_code == 404:
             return svc.pages.message("Page not found", "There is nothing at this address.", status=404)
         return svc.pages.message("Bad request", "The request could not be understood.", status=exc.status_code)
@@ -120,6 +138,7 @@ def create_app(settings: Settings, *, store: Any = None, transport: Any = None,
     ]
     app = Starlette(routes=routes, exception_handlers=_error_handlers(svc), lifespan=lifespan,
                     middleware=[Middleware(AccessLog)])
+    app.router.redirect_slashes = False  # _slash_twin does it, without trusting the Host header
     app.state.services = svc
     return app
 
