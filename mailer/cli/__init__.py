@@ -107,6 +107,10 @@ def err(message: str) -> None:
     click.echo(f"error: {message}", err=True)
 
 
+# click >= 8.2 raises this for a group called without a command (8.1 printed the help and exited 0).
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in (argv if argv is not None else sys.argv)
     try:
@@ -114,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         err("aborted")
         sys.exit(1)
-    except click.exceptions.NoArgsIsHelpError as exc:  # `twir-mail subscribers`: the group's help
+    except _NO_ARGS_IS_HELP as exc:  # `twir-mail subscribers`: the group's help
         exc.show()
         sys.exit(exc.exit_code)
     except click.UsageError as exc:
