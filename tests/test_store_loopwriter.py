@@ -181,10 +181,13 @@ def test_postgresql_replaces_connections_after_the_recycle_time(store, monkeypat
 def test_postgresql_down_fails_at_once(store):
     pg_only(store)
 
-    class Unreachable:  # what LoopWriter reads of a store: its engine (never connected here)
+    class Unreachable:  # what LoopWriter reads of a store: its engine (never connected here), its URL
         engine = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1:1/nothing")
 
+        def _safe_url(self):
+            return "postgresql://postgres@127.0.0.1:1/nothing"
+
     started = time.monotonic()
-    with pytest.raises(StoreError, match="database error"):
-        run(Unreachable, (1, Status.UNSUBSCRIBED))
+    with pytest.raises(StoreError, match=r"database error \(postgresql://postgres@127.0.0.1:1/nothing\)"):
+        run(Unreachable(), (1, Status.UNSUBSCRIBED))
     assert time.monotonic() - started < 5  # no waiting for a pool to reconnect in the background

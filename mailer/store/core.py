@@ -19,12 +19,14 @@ from mailer.store.schema import history, list_members, lists, subscribers as S
 PAGE = 1000  # rows per keyset page when streaming
 
 
-def db_error(exc: sa.exc.DBAPIError) -> StoreError:
-    """One line from a driver error (they span several lines and quote SQL)."""
+def db_error(exc: Exception, where: str = "") -> StoreError:
+    """One line from a driver error (they span several lines and quote SQL), naming the
+    database (``where``, its masked URL): an operator with several configs must see which
+    file was locked or full."""
     orig = getattr(exc, "orig", None) or exc
     first = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
     kind = StoreConflict if isinstance(exc, sa.exc.IntegrityError) else StoreError
-    return kind(f"database error: {first}")
+    return kind(f"database error ({where}): {first}" if where else f"database error: {first}")
 
 
 def to_subscriber(row) -> Subscriber:
@@ -73,7 +75,7 @@ class StoreBase:
         except CommandError as exc:
             raise StoreError(f"cannot upgrade database {self._safe_url()}: {exc}") from None
         except sa.exc.DBAPIError as exc:
-            raise db_error(exc) from None
+            raise db_error(exc, self._safe_url()) from None
 
     def ensure_schema(self, upgrade: bool | None) -> None:
         current, head = self.current_revision(), migrate.head_revision()
@@ -100,7 +102,7 @@ class StoreBase:
                 with conn.begin():
                     yield conn
         except sa.exc.DBAPIError as exc:
-            raise db_error(exc) from None
+            raise db_error(exc, self._safe_url()) from None
 
     def transaction(self, *, write: bool = True):
         """``with store.transaction() as conn:`` for other modules' tables (campaigns, deliveries...).
@@ -123,7 +125,7 @@ class StoreBase:
             with self.engine.connect() as conn:
                 yield conn.execution_options(isolation_level="AUTOCOMMIT")
         except sa.exc.DBAPIError as exc:
-            raise db_error(exc) from None
+            raise db_error(exc, self._safe_url()) from None
 
     @contextmanager
     def _using(self, conn: sa.Connection | None, write: bool = True) -> Iterator[sa.Connection]:

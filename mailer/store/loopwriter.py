@@ -59,6 +59,7 @@ class LoopWriter:
 
     def __init__(self, store):
         self._engine: sa.Engine = store.engine
+        self._where = store._safe_url()  # for its errors, as the store's own
         dialect = self._engine.dialect
         self.dialect: str = dialect.name
         if self.dialect == "postgresql":
@@ -103,7 +104,7 @@ class LoopWriter:
                         return True
                 return False
         except self._psycopg.Error as exc:
-            raise db_error(exc) from None
+            raise db_error(exc, self._where) from None
 
     # -- SQLite ---------------------------------------------------------------------------
     def _sqlite_suppress(self, subscriber_id: int, status: Status, reason: str, detail: str | None) -> bool | None:
@@ -130,14 +131,14 @@ class LoopWriter:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
         except sqlite3.Error as exc:
-            raise db_error(exc) from None
+            raise db_error(exc, self._where) from None
 
     def _sqlite_connection(self):
         if self._sqlite is None:
             try:
                 fairy = self._engine.raw_connection()  # the engine's PRAGMAs (WAL, secure_delete, ...) applied
             except sa.exc.DBAPIError as exc:
-                raise db_error(exc) from None
+                raise db_error(exc, self._where) from None
             fairy.detach()  # never handed back to the pool with our busy timeout; close() closes it
             fairy.dbapi_connection.execute("PRAGMA busy_timeout=0")
             self._sqlite = fairy
