@@ -104,7 +104,53 @@ def test_unreachable_endpoint_is_one_line_with_the_url_masked(aws_env):
     aws_env.setenv("AWS_ENDPOINT_URL_SSM", f"http://proxy:pa55word@127.0.0.1:{port}")
     assert one_line_error({"SSM_TWIR_MAIL_SECRET_KEY": "/twir-mail/secret-key"}) == (
         f"SSM parameters /twir-mail/secret-key: cannot reach the AWS endpoint http://proxy:***@127.0.0.1:{port} "
-        "(check ses.endpoint_url, ses.region and the network)")
+        "(check AWS_ENDPOINT_URL_SSM, AWS_ENDPOINT_URL, AWS_DEFAULT_REGION and the network)")  # what chose it
+
+
+def test_a_host_name_that_cannot_be_encoded_is_one_line(aws_env):
+    # "ssm..amazonaws.com" passes the URL check, then the IDNA codec refuses the empty label
+    # (UnicodeError, a ValueError): it ended the cold start with a traceback.
+    aws_env.setenv("AWS_ENDPOINT_URL_SSM", "https://ssm..amazonaws.com")
+    assert "cannot reach the AWS endpoint https://ssm..amazonaws.com" in one_line_error(
+        {"SSM_TWIR_MAIL_SECRET_KEY": "/a"})
+
+
+def test_the_query_of_an_endpoint_url_is_sent_as_signed(scripted_aws, aws_env):
+    aws_env.setenv("AWS_ENDPOINT_URL_SSM", f"{scripted_aws.url}/ssm?stage=1")
+    scripted_aws.answer(200, ANSWER)
+    assert load_parameters({"SSM_TWIR_MAIL_SECRET_KEY": "/a"}) == ["TWIR_MAIL_SECRET_KEY"]
+    assert scripted_aws.requests[0]["path"] == "/ssm?stage=1"  # it sent "/ssm": AWS would refuse the signature
+
+
+def test_a_signature_refusal_never_quotes_the_session_token(scripted_aws, aws_env):
+    """AWS's SignatureDoesNotMatch quotes the canonical request it expected, session token and all."""
+    aws_env.setenv("AWS_ENDPOINT_URL_SSM", scripted_aws.url)
+    other_token = "IQoJb3JpZ2luX2VjEOTHERTOKEN"  # one from a profile, not the environment
+    canonical = (f"The request signature we calculated does not match the signature you provided.\n\n"
+                 f"The Canonical String for this request should have been\n'POST\n/\n\nhost:ssm\n"
+                 f"x-amz-security-token:{other_token}\n'\n\nThe String-to-Sign should have been\n'AWS4'")
+    scripted_aws.error(403, "InvalidSignatureException", canonical)
+    text = one_line_error({"SSM_TWIR_MAIL_SECRET_KEY": "/a"})
+    assert text == ("SSM parameters /a: InvalidSignatureException: The request signature we calculated does "
+                    "not match the signature you provided.")
+    # The boto3 path goes through the same refusal.
+    from botocore.exceptions import ClientError
+
+    from mailer.aws.client import aws_errors
+
+    with pytest.raises(AwsError) as info, aws_errors("SNS ConfirmSubscription"):
+        raise ClientError({"Error": {"Code": "SignatureDoesNotMatch",
+                                     "Message": f"bad x-amz-security-token: {other_token} or {SECRET_KEY}"}},
+                          "ConfirmSubscription")
+    assert str(info.value) == "SNS ConfirmSubscription: SignatureDoesNotMatch: bad x-amz-security-token: *** or ***"
+
+
+@pytest.mark.parametrize("answer", [{"Parameters": [{"Name": "/a"}]}, {"Parameters": [None]},
+                                    {"Parameters": [{"Value": "x"}]}, {"Parameters": "x"}])
+def test_an_answer_of_an_unexpected_shape_is_one_line(scripted_aws, aws_env, answer):
+    aws_env.setenv("AWS_ENDPOINT_URL_SSM", scripted_aws.url)
+    scripted_aws.answer(200, answer)
+    assert "unexpected shape" in one_line_error({"SSM_TWIR_MAIL_SECRET_KEY": "/a"})
 
 
 @pytest.mark.parametrize("url", ["127.0.0.1:4566", "ftp://127.0.0.1/", "http://127.0.0.1:99999/", "https://"])
@@ -263,3 +309,11 @@ def test_a_version_selector_is_matched_and_a_name_left_out_of_the_answer_is_name
 def test_the_direct_target_never_shows_its_secrets():
     shown = repr(direct_target(LAMBDA)) + str(direct_target({**LAMBDA, "AWS_ENDPOINT_URL": "http://u:pw@h/"}))
     assert "ASIAEXAMPLE" in shown and "'s'" not in shown and "'t'" not in shown and "pw" not in shown
+
+
+def test_a_certificate_that_does_not_verify_is_one_line_and_not_retried(aws_env, tls_server):
+    # It was "cannot reach the AWS endpoint" after three attempts: no retry changes a certificate.
+    aws_env.setenv("AWS_ENDPOINT_URL_SSM", f"https://127.0.0.1:{tls_server.port}")
+    text = one_line_error({"SSM_TWIR_MAIL_SECRET_KEY": "/a"})
+    assert text.startswith(f"SSM parameters /a: the AWS endpoint https://127.0.0.1:{tls_server.port} has a "
+                           "certificate that does not verify (") and text.endswith("; AWS_CA_BUNDLE)")

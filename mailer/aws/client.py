@@ -13,6 +13,8 @@ SQS (the feedback queue) takes ``feedback.endpoint_url`` first (``endpoint_for``
 
 from __future__ import annotations
 
+import os
+import re
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -72,16 +74,28 @@ def http_status(exc: Exception) -> int:
     return int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
 
 
-def unreachable(action: str, endpoint: str) -> AwsError:
+SETTINGS_HINT = "check ses.endpoint_url, ses.region and the network"
+
+# AWS's SignatureDoesNotMatch quotes the canonical request it expected, session token included
+# (x-amz-security-token:...): a message must not carry it into a log or a terminal.
+_CANONICAL = re.compile(r"\s*The Canonical String for this request should have been.*", re.DOTALL)
+_SESSION_TOKEN = re.compile(r"(x-amz-security-token\s*[:=]\s*)\S+", re.IGNORECASE)
+_ENV_SECRETS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
+def unreachable(action: str, endpoint: str, hint: str = SETTINGS_HINT) -> AwsError:
     """The error for an endpoint that did not answer (``endpoint`` is shown masked). Shared by
-    ``aws_errors`` and the botocore-free SSM read (aws/params.py), so both say it alike."""
-    return AwsError(f"{action}: cannot reach the AWS endpoint {mask(endpoint)}".rstrip()
-                    + " (check ses.endpoint_url, ses.region and the network)")
+    ``aws_errors`` and the botocore-free SSM read (aws/params.py), so both say it alike;
+    ``hint`` names the settings that chose the endpoint."""
+    return AwsError(f"{action}: cannot reach the AWS endpoint {mask(endpoint)}".rstrip() + f" ({hint})")
 
 
-def refused(action: str, code: str | int, message: str) -> AwsError:
+def refused(action: str, code: str | int, message: str, secrets: tuple[str, ...] = ()) -> AwsError:
     """The error for a request AWS answered with an error: its code (else the HTTP status) and
-    message, on one line. Shared like ``unreachable``."""
+    message, on one line, without the canonical request AWS may quote, a session token, the
+    environment's AWS secrets or ``secrets``. Shared like ``unreachable``."""
+    message = _SESSION_TOKEN.sub(r"\1***", _CANONICAL.sub("", message))
+    message = mask(message, (*secrets, *(os.environ.get(name, "") for name in _ENV_SECRETS)))
     return AwsError(f"{action}: {code}: {' '.join(message.split())}")
 
 

@@ -25,6 +25,7 @@ from mailer.config import is_http_url, mask
 
 ATTEMPTS, CONNECT_TIMEOUT, READ_TIMEOUT = 3, 5.0, 30.0  # as build_client
 BACKOFF = 0.1  # seconds, doubled per retry: a cold start cannot wait botocore's 1-2 s
+ENDPOINT_HINT = "check AWS_ENDPOINT_URL_SSM, AWS_ENDPOINT_URL, AWS_DEFAULT_REGION and the network"
 # Error codes botocore's standard retry mode retries: throttling, then transient ones.
 RETRIED = frozenset({"Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
                      "TooManyRequestsException", "RequestLimitExceeded", "RequestThrottled",
@@ -68,13 +69,16 @@ def call(target: Target, operation: str, payload: dict, action: str) -> dict:
                             access_key=target.access_key, secret_key=target.secret_key, token=target.token)
         try:
             answer = post(target.url, signed, body, context)  # signed again each time: X-Amz-Date is fresh
-        except (OSError, http.client.HTTPException):  # refused, reset, timed out, TLS failed
-            error = unreachable(action, target.url)
+        except ssl.SSLCertVerificationError as exc:  # retrying will not change the certificate
+            raise AwsError(f"{action}: the AWS endpoint {mask(target.url)} has a certificate that does not "
+                           f"verify ({exc.verify_message}; AWS_CA_BUNDLE)") from None
+        except (OSError, http.client.HTTPException, ValueError):  # refused, reset, timed out, TLS, bad host name
+            error = unreachable(action, target.url, ENDPOINT_HINT)
             continue
         if answer.status == 200:
             return decoded(answer, action)
         code, message = error_of(answer)
-        error = refused(action, code or answer.status, mask(message, (target.secret_key, target.token)))
+        error = refused(action, code or answer.status, message, (target.secret_key, target.token))
         if not (code in RETRIED or answer.status == 429 or answer.status >= 500):
             break
     raise error
@@ -100,7 +104,8 @@ def post(url: str, headers: dict[str, str], body: bytes, context: ssl.SSLContext
     try:
         connection.connect()
         connection.sock.settimeout(READ_TIMEOUT)
-        connection.request("POST", parts.path or "/", body, headers)
+        # The query too: sigv4 signed it (an endpoint URL may carry one, e.g. behind a proxy).
+        connection.request("POST", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), body, headers)
         response = connection.getresponse()
         return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
     finally:

@@ -79,7 +79,11 @@ def load_parameters(environ: MutableMapping[str, str] | None = None, *, client=N
 def found(answer: Mapping) -> dict[str, str]:
     """Name as asked -> value, from one GetParameters answer (boto3's or the JSON one: the same
     shape). A name asked with a version or label ('/a:3') comes back as Name '/a', Selector ':3'."""
-    return {p["Name"] + p.get("Selector", ""): p["Value"] for p in answer.get("Parameters", [])}
+    try:
+        return {str(p["Name"]) + str(p.get("Selector") or ""): str(p["Value"]) for p in answer.get("Parameters") or []}
+    except (KeyError, TypeError, AttributeError):  # not the documented shape: say so, never quote it (secrets)
+        raise AwsError("SSM GetParameters answered in an unexpected shape (Parameters without Name or Value)") \
+            from None
 
 
 def direct_target(env: Mapping[str, str]) -> Target | None:
