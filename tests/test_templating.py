@@ -74,3 +74,18 @@ def test_layout_and_pages_use_the_shared_builder():
     settings = load_settings(env={})
     for env in (render._environment(settings.templates_dir), Pages(settings).env):
         assert isinstance(env.bytecode_cache, jinja2.FileSystemBytecodeCache)
+
+
+def test_an_entry_compiled_with_other_options_is_not_loaded(tmp_path, own_tmp):
+    """Autoescaping is compiled in, and Jinja2 keys its entries by template path and source only:
+    code compiled without it rendered <b> unescaped in an environment that asks for it."""
+    (tmp_path / "t.html").write_text("{{ name }}")
+    assert templating.environment(tmp_path, autoescape=False).get_template("t.html").render(name="<b>") == "<b>"
+    assert templating.environment(tmp_path, autoescape=True).get_template("t.html").render(name="<b>") == "&lt;b&gt;"
+    select = jinja2.select_autoescape(("html",), default_for_string=False, default=False)
+    assert templating.environment(tmp_path, autoescape=select).get_template("t.html").render(name="<b>") == "&lt;b&gt;"
+    assert len(entries(own_tmp)) == 3
+    # The same options in a new process (a new select_autoescape closure): the entry is reused.
+    again = jinja2.select_autoescape(("html",), default_for_string=False, default=False)
+    templating.environment(tmp_path, autoescape=again).get_template("t.html")
+    assert len(entries(own_tmp)) == 3
