@@ -184,6 +184,27 @@ def test_config_with_a_long_value_is_not_quadratic(run_cli, workdir):
     assert r.code == 0 and "x" * 200_000 in r.out, r.err
 
 
+def test_mask_is_linear_where_a_url_has_no_at_sign_after_it():
+    """Each 'a://' scanned to the end of the word for an '@' that never came: 40 KB of 'a://:' took
+    6 s (quadratic). The alarm is only a backstop: the quadratic form needs minutes for these."""
+    import signal
+
+    from mailer.config import mask
+
+    def too_slow(*_):
+        raise TimeoutError("mask is not linear")
+
+    old = signal.signal(signal.SIGALRM, too_slow)
+    signal.alarm(20)
+    try:
+        for text in ("a://:" * 100_000, "a://x:b" * 100_000, "a://:@" * 100_000 + "a://:" * 100_000):
+            assert mask(text).startswith(text[:5])
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    assert mask("a://u:p@h " * 3) == "a://u:***@h " * 3  # one word at a time, as before
+
+
 def test_environment_secrets_are_masked_in_quoted_values():
     from mailer.config import mask
 
