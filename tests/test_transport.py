@@ -124,6 +124,23 @@ def test_ses_error_classification(settings, moto, status, code, kind):
     assert type(exc.value) is kind
 
 
+def test_ses_signature_refusal_pauses_without_quoting_the_session_token(settings, moto):
+    """SES quotes the canonical request it expected in SignatureDoesNotMatch, session token and
+    all; the pause message is printed and kept with the campaign."""
+    from tests.fixtures.send import aws_error
+
+    token = "IQoJb3JpZ2luX2VjEFROMAPROFILE"
+    message = ("The request signature we calculated does not match the signature you provided.\n\n"
+               f"The Canonical String for this request should have been\n'POST\nx-amz-security-token:{token}\n'")
+    t = SesTransport(ses_settings(settings, moto).ses, max_attempts=1)
+    t.client.meta.events.register("before-send.sesv2.SendEmail",
+                                  lambda request, **kw: aws_error(403, "SignatureDoesNotMatch", message))
+    with pytest.raises(SendingPaused) as exc:
+        t.send(raw_for(settings), sender=SENDER, recipient="a@example.com", tags=TAGS)
+    assert str(exc.value) == ("SES SignatureDoesNotMatch: The request signature we calculated does not match the "
+                              "signature you provided. (check the AWS credentials and region)")
+
+
 def test_ses_unverified_sender_is_rejected(settings, moto):
     t = open_transport(ses_settings(settings, moto))
     with pytest.raises(PermanentTransportError, match="MessageRejected"):

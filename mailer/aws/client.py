@@ -75,6 +75,13 @@ def http_status(exc: Exception) -> int:
 
 
 SETTINGS_HINT = "check ses.endpoint_url, ses.region and the network"
+# Codes botocore's standard retry mode retries (throttling, then transient ones), and the
+# server-side failures SES names.
+RETRYABLE_CODES = frozenset({
+    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
+    "TooManyRequestsException", "RequestLimitExceeded", "RequestThrottled", "RequestTimeout",
+    "RequestTimeoutException", "PriorRequestNotComplete", "ServiceUnavailable", "InternalFailure",
+    "InternalServerError"})
 
 # AWS's SignatureDoesNotMatch quotes the canonical request it expected, session token included
 # (x-amz-security-token:...): a message must not carry it into a log or a terminal.
@@ -90,13 +97,24 @@ def unreachable(action: str, endpoint: str, hint: str = SETTINGS_HINT) -> AwsErr
     return AwsError(f"{action}: cannot reach the AWS endpoint {mask(endpoint)}".rstrip() + f" ({hint})")
 
 
-def refused(action: str, code: str | int, message: str, secrets: tuple[str, ...] = ()) -> AwsError:
-    """The error for a request AWS answered with an error: its code (else the HTTP status) and
-    message, on one line, without the canonical request AWS may quote, a session token, the
-    environment's AWS secrets or ``secrets``. Shared like ``unreachable``."""
+def shown_message(message: str, secrets: tuple[str, ...] = ()) -> str:
+    """An AWS error message fit for a terminal or a log: one line, without the canonical request
+    AWS may quote, a session token, the environment's AWS secrets or ``secrets``."""
     message = _SESSION_TOKEN.sub(r"\1***", _CANONICAL.sub("", message))
     message = mask(message, (*secrets, *(os.environ.get(name, "") for name in _ENV_SECRETS)))
-    return AwsError(f"{action}: {code}: {' '.join(message.split())}")
+    return " ".join(message.split())
+
+
+def refused(action: str, code: str | int, message: str, secrets: tuple[str, ...] = ()) -> AwsError:
+    """The error for a request AWS answered with an error: its code (else the HTTP status) and
+    message (``shown_message``). Shared like ``unreachable``."""
+    return AwsError(f"{action}: {code}: {shown_message(message, secrets)}")
+
+
+def retryable(code: str, status: int) -> bool:
+    """Whether an AWS error answer is worth another attempt: throttling, transient, or 5xx.
+    The one rule for the SES transport and the direct SSM call."""
+    return code in RETRYABLE_CODES or status == 429 or status >= 500
 
 
 @contextmanager

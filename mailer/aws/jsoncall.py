@@ -20,16 +20,12 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from mailer.aws import sigv4
-from mailer.aws.client import AwsError, refused, unreachable
+from mailer.aws.client import AwsError, refused, retryable, unreachable
 from mailer.config import is_http_url, mask
 
 ATTEMPTS, CONNECT_TIMEOUT, READ_TIMEOUT = 3, 5.0, 30.0  # as build_client
 BACKOFF = 0.1  # seconds, doubled per retry: a cold start cannot wait botocore's 1-2 s
 ENDPOINT_HINT = "check AWS_ENDPOINT_URL_SSM, AWS_ENDPOINT_URL, AWS_DEFAULT_REGION and the network"
-# Error codes botocore's standard retry mode retries: throttling, then transient ones.
-RETRIED = frozenset({"Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
-                     "TooManyRequestsException", "RequestLimitExceeded", "RequestThrottled",
-                     "RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete"})
 
 
 class Target(NamedTuple):
@@ -79,7 +75,7 @@ def call(target: Target, operation: str, payload: dict, action: str) -> dict:
             return decoded(answer, action)
         code, message = error_of(answer)
         error = refused(action, code or answer.status, message, (target.secret_key, target.token))
-        if not (code in RETRIED or answer.status == 429 or answer.status >= 500):
+        if not retryable(code, answer.status):
             break
     raise error
 

@@ -11,15 +11,11 @@ from __future__ import annotations
 
 import re
 
-from mailer.aws.client import AwsError, build_client, error_code, error_message, http_status
+from mailer.aws.client import AwsError, build_client, error_code, error_message, http_status, retryable, shown_message
 from mailer.config import Ses
 from mailer.errors import ConfigError, PermanentTransportError, RetryableTransportError, SendingPaused, TransportError
 from mailer.sending.transport.base import Transport
 
-RETRYABLE_CODES = {
-    "TooManyRequestsException", "Throttling", "ThrottlingException", "RequestThrottled",
-    "ServiceUnavailable", "InternalFailure", "InternalServerError", "RequestTimeout",
-}
 PAUSE_CODES = {"SendingPausedException", "AccountSuspendedException", "AccountSendingPausedException",
                "ConfigurationSetSendingPausedException",
                # These concern every message of the campaign alike (quota used up, sender
@@ -34,13 +30,13 @@ _TAG_SAFE = re.compile(r"[^A-Za-z0-9_.@-]")
 
 def classify_client_error(exc) -> TransportError:
     """Map a botocore ClientError to retryable / permanent / paused."""
-    code, message, status = error_code(exc), error_message(exc), http_status(exc)
+    code, message, status = error_code(exc), shown_message(error_message(exc)), http_status(exc)
     text = f"SES {code or status}: {message}"
     if code in PAUSE_CODES or "daily message quota" in message.lower():
         return SendingPaused(text, code=code)
     if code in AUTH_CODES or status == 403:  # a 403 concerns the credentials, not one message
         return SendingPaused(f"{text} (check the AWS credentials and region)", code=code)
-    if code in RETRYABLE_CODES or status == 429 or status >= 500:
+    if retryable(code, status):
         return RetryableTransportError(text, code=code or str(status))
     return PermanentTransportError(text, code=code or str(status))
 
