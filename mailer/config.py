@@ -536,7 +536,9 @@ def _validate(s: Settings) -> None:
         bad("web.port", "is a TCP port: 0 (any free port) to 65535")
     if not 1 <= s.smtp.port <= 65535:
         bad("smtp.port", "is a TCP port: 1 to 65535")
-    if not s.smtp.host.strip():  # smtplib then skips connecting and fails with "please run connect() first"
+    # smtplib would skip connecting and fail with "please run connect() first". Only for the SMTP
+    # transport: an SES or outbox config with an empty [smtp] host loaded before and still does.
+    if s.transport.kind == "smtp" and not s.smtp.host.strip():
         bad("smtp.host", "is empty: name the SMTP relay")
     if s.send.workers < 1:
         bad("send.workers", "must be at least 1")

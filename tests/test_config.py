@@ -86,7 +86,7 @@ def test_config_from_env_variable(workdir):
     ("", {"TWIR_MAIL_SES_RATE": "inf"}, r"ses\.rate .*inf is not a finite number"),
     ("", {"TWIR_MAIL_WEB_PORT": "99999"}, r"web\.port .*TCP port"),
     ("[smtp]\nport = 0\n", {}, r"smtp\.port .*TCP port"),
-    ("", {"TWIR_MAIL_SMTP_HOST": " "}, r"smtp\.host .*is empty"),
+    ("", {"TWIR_MAIL_SMTP_HOST": " ", "TWIR_MAIL_TRANSPORT_KIND": "smtp"}, r"smtp\.host .*is empty"),
 ])
 def test_bad_settings_are_one_line_errors_naming_the_setting(workdir, text, env, pattern):
     path = write(workdir / "twir-mail.toml", text)
@@ -95,6 +95,13 @@ def test_bad_settings_are_one_line_errors_naming_the_setting(workdir, text, env,
     message = str(info.value)
     assert "\n" not in message
     assert re.search(pattern, message), message
+
+
+def test_an_empty_smtp_host_matters_only_to_the_smtp_transport(workdir):
+    # An SES or outbox config with `[smtp] host = ""` loaded before the SMTP check came in.
+    for kind in ("ses", "outbox"):
+        path = write(workdir / "twir-mail.toml", f'[transport]\nkind = "{kind}"\n[smtp]\nhost = ""\n')
+        assert load_settings(path, env={}).transport.kind == kind
 
 
 def test_a_folder_named_like_the_config_is_an_error(workdir):
