@@ -150,6 +150,9 @@ def test_bad_signature_unknown_topic_and_foreign_cert_are_403(live, sns_signer):
 
 @pytest.mark.parametrize("body", [
     b"", b"not json", b"[]", b'{"Type": "Notification"}', b"\xff\xfe", b'{"Type": "Spam", "MessageId": "x"}',
+    # A lone surrogate escape is valid JSON but no UTF-8 text: it was a 500 with a traceback.
+    b'{"Type": "Notification", "MessageId": "\\ud800", "TopicArn": "a", "Timestamp": "t", "Signature": "s", '
+    b'"SigningCertURL": "u", "SignatureVersion": "1", "Message": "x"}',
 ])
 def test_malformed_bodies_are_400(live, body):
     sub, _ = live.add("gone@example.com")

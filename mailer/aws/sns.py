@@ -97,7 +97,11 @@ def string_to_sign(doc: dict) -> bytes:
         if not isinstance(value, str):
             raise WebhookError(f"SNS field {name} is not a string", status=400)
         parts.append(f"{name}\n{value}\n")
-    return "".join(parts).encode("utf-8")
+    try:
+        return "".join(parts).encode("utf-8")
+    except UnicodeEncodeError:  # a JSON "\ud800" escape: a lone surrogate, which no UTF-8 signer wrote
+        raise WebhookError("SNS message with a lone surrogate (invalid Unicode) in a signed field",
+                           status=400) from None
 
 
 def _check_age(timestamp: str) -> None:
