@@ -126,5 +126,6 @@ def test_safe_path_cannot_forge_log_lines():
     forged = safe_path("/x\n2026-01-01 00:00:00 INFO twir_mail.access: GET /admin 200 1ms\r\u2028\x85")
     assert forged.isprintable() and "%0A" in forged and "%E2%80%A8" in forged
     assert safe_path("/caf\u00e9") == "/caf\u00e9"  # printable text stays readable
+    assert safe_path("/x 200 0ms") == "/x%20200%200ms"  # a log line's fields are space-separated
     long = safe_path("/" + "a" * 60_000)
     assert len(long) < 300 and long.endswith("...")

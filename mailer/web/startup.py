@@ -57,15 +57,15 @@ def check_can_serve(settings: Settings, bind_host: str | None = None) -> None:
 
 def safe_path(path: str) -> str:
     """The request path for a log line: bearer tokens replaced (logs must not hold working links),
-    unprintable characters %-encoded and the length capped.
+    unprintable characters and spaces %-encoded and the length capped.
 
     The path arrives %-decoded, so a client's ``%0A`` is a newline that would start a log line
     of its own choosing."""
     path = _TOKEN_PATH.sub(lambda m: f"/{m.group(1)}/<token>", path)
     if _TOKEN_SHAPE.search(path):
         path = "/".join("<token>" if _TOKEN_SHAPE.search(part) else part for part in path.split("/"))
-    if not path.isprintable():
-        path = "".join(c if c.isprintable() else quote(c) for c in path)
+    if not path.isprintable() or " " in path:  # a space would let "/x 200 0ms" pose as the status
+        path = "".join(c if c.isprintable() and c != " " else quote(c) for c in path)
     return path if len(path) <= MAX_LOGGED_PATH else path[:MAX_LOGGED_PATH] + "..."
 
 
