@@ -26,6 +26,8 @@ VERSIONS = (1, 2)
 TAG_BYTES = 16
 UNSUBSCRIBE = 1
 CONFIRM = 2
+MAX_ID = 2**63 - 1  # the largest id a database row can have (signed 64-bit)
+CLOCK_SKEW = 300  # seconds a token's issue time may lie ahead (another host's clock)
 # version, purpose, subscriber id, list id, issued at (unix microseconds; seconds in version 1)
 _LAYOUT = struct.Struct(">BBQQQ")
 
@@ -104,7 +106,13 @@ class Signer:
         version, kind, subscriber_id, list_id, stamp = _LAYOUT.unpack(payload)
         if version not in VERSIONS or kind != purpose:
             raise TokenError("invalid token")
+        if subscriber_id > MAX_ID or list_id > MAX_ID:  # no such row; the database's integer would overflow
+            raise TokenError("invalid token")
         issued = stamp / 1_000_000 if version >= 2 else float(stamp)
-        if max_age is not None and (now if now is not None else time.time()) - issued > max_age:
-            raise TokenError("expired token")
+        if max_age is not None:
+            age = (now if now is not None else time.time()) - issued
+            if age > max_age:
+                raise TokenError("expired token")
+            if age < -CLOCK_SKEW:  # "issued" later than now: never by us, and it would never expire
+                raise TokenError("invalid token")
         return TokenData(kind, subscriber_id, list_id, issued, version)

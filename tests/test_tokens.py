@@ -36,6 +36,20 @@ def test_confirm_tokens_expire():
         signer.verify(token, CONFIRM, max_age=60, now=1_061)
 
 
+def test_a_token_no_database_row_or_clock_could_match_is_invalid():
+    """Signed, but naming an id past a signed 64-bit integer (the lookup raised OverflowError:
+    a 500 with a traceback) or issued in the future (it would never expire)."""
+    signer = Signer(SECRET)
+    for sid, lid in ((2**63, 1), (1, 2**64 - 1)):
+        with pytest.raises(TokenError, match="invalid"):
+            signer.verify(signer.unsubscribe_token(sid, lid), UNSUBSCRIBE)
+    assert signer.verify(signer.unsubscribe_token(2**63 - 1, 1), UNSUBSCRIBE).subscriber_id == 2**63 - 1
+    ahead = signer.make(CONFIRM, 7, 1, issued_at=10_000)
+    with pytest.raises(TokenError, match="invalid"):
+        signer.verify(ahead, CONFIRM, max_age=60, now=10_000 - 301)
+    assert signer.verify(ahead, CONFIRM, max_age=60, now=10_000 - 299).subscriber_id == 7  # clock skew
+
+
 @pytest.mark.parametrize("mangle", [
     lambda t: t[:-1],
     lambda t: t[:10],
