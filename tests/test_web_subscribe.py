@@ -121,6 +121,15 @@ def test_multipart_form_and_honeypot(web, outbox):
     assert web.store.get("bot-target@example.com") is None and len(mails(web, outbox)) == 1
 
 
+def test_a_repeated_field_means_its_first_value_in_either_encoding(web, outbox):
+    # Multipart took the last value, urlencoded the first: one request, two readings.
+    web.http.post("/subscribe", data={"email": ["first.u@example.com", "last.u@example.com"]})
+    web.http.post("/subscribe", data={"email": ["first.m@example.com", "last.m@example.com"]},
+                  files={"x": ("", b"")})
+    assert {m for m in ("first.u", "last.u", "first.m", "last.m") if web.store.get(f"{m}@example.com")} == {
+        "first.u", "first.m"}
+
+
 @pytest.mark.parametrize("value", ["", "not-an-address", "a@", "@b.com", "x" * 400 + "@example.com", "a b@c.com"])
 def test_bad_addresses_get_the_form_again(web, outbox, value):
     r = web.http.post("/subscribe", data={"email": value})

@@ -158,7 +158,11 @@ async def read_form(request: Request) -> dict[str, str] | None:
             form = await request.form(max_files=0, max_fields=20, max_part_size=MAX_FORM)
         except Exception:  # malformed multipart of any kind
             return None
-        return {k: v for k, v in form.items() if isinstance(v, str)}
+        fields: dict[str, str] = {}
+        for k, v in form.multi_items():  # a repeated field: its first value, as parse_qs below
+            if isinstance(v, str):
+                fields.setdefault(k, v)
+        return fields
     try:
         fields = parse_qs(body.decode("utf-8"), max_num_fields=20, strict_parsing=False)
     except (UnicodeDecodeError, ValueError):
