@@ -92,3 +92,14 @@ def test_a_replay_older_than_the_kept_message_ids_is_refused(live, sns_signer):
 
 def test_sns_id_keep_outlasts_the_accepted_message_age():
     assert SNS_ID_KEEP >= MAX_MESSAGE_AGE + dt.timedelta(hours=12)  # margin for clock skew
+
+
+def test_an_old_timestamp_is_refused_before_any_certificate_fetch(live, sns_signer):
+    """A made-up old Timestamp cost a fetch (a worker thread held up to its timeout) before
+    the age check refused it; the certificate is fetched only for a message that could pass."""
+    fetched_before = len(sns_signer.fetched)
+    old = dt.datetime.now(dt.timezone.utc) - MAX_MESSAGE_AGE - dt.timedelta(hours=1)
+    doc = sns_signer.notification(ses("complaint-event"), timestamp=old,
+                                  cert_url="https://sns.us-east-1.amazonaws.com/never-fetched.pem")
+    assert post(live, doc).status_code == 403
+    assert len(sns_signer.fetched) == fetched_before

@@ -189,6 +189,9 @@ class SnsVerifier:
         except (binascii.Error, ValueError):
             raise WebhookError("signature is not base64") from None
         payload = string_to_sign(doc)
+        # Before the certificate: refused either way, and an old (or made-up) Timestamp must not
+        # cost a fetch that holds a worker thread for up to its timeout.
+        _check_age(doc["Timestamp"])
         key = self._public_key(doc["SigningCertURL"])
         from cryptography.exceptions import InvalidSignature
         from cryptography.hazmat.primitives import hashes
@@ -198,7 +201,6 @@ class SnsVerifier:
             key.verify(signature, payload, padding.PKCS1v15(), getattr(hashes, algorithm)())
         except InvalidSignature:
             raise WebhookError("bad signature") from None
-        _check_age(doc["Timestamp"])
         return doc
 
     def check_subscribe_url(self, url: str) -> str:
