@@ -13,6 +13,9 @@ from pathlib import Path
 UNSUBSCRIBE_PLACEHOLDER = "@@UNSUBSCRIBE_URL@@"
 # Address of the sample message `render` writes next to the HTML.
 SAMPLE_RECIPIENT = "subscriber@example.invalid"
+# The largest id a database row can have (a signed 64-bit integer on both databases): an id past
+# it, from a signed token or the command line, names no row and cannot even be bound.
+MAX_ROW_ID = 2**63 - 1
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,13 @@ from dataclasses import dataclass
 
 from mailer.errors import TokenError
 from mailer.keys import derive
+from mailer.models import MAX_ROW_ID
 
 VERSION = 2  # issued_at in microseconds (1: whole seconds; still verified)
 VERSIONS = (1, 2)
 TAG_BYTES = 16
 UNSUBSCRIBE = 1
 CONFIRM = 2
-MAX_ID = 2**63 - 1  # the largest id a database row can have (signed 64-bit)
 CLOCK_SKEW = 300  # seconds a token's issue time may lie ahead (another host's clock)
 # version, purpose, subscriber id, list id, issued at (unix microseconds; seconds in version 1)
 _LAYOUT = struct.Struct(">BBQQQ")
@@ -106,7 +106,7 @@ class Signer:
         version, kind, subscriber_id, list_id, stamp = _LAYOUT.unpack(payload)
         if version not in VERSIONS or kind != purpose:
             raise TokenError("invalid token")
-        if subscriber_id > MAX_ID or list_id > MAX_ID:  # no such row; the database's integer would overflow
+        if subscriber_id > MAX_ROW_ID or list_id > MAX_ROW_ID:  # no such row (and its lookup would overflow)
             raise TokenError("invalid token")
         issued = stamp / 1_000_000 if version >= 2 else float(stamp)
         if max_age is not None:

@@ -22,7 +22,8 @@ import re
 import sqlalchemy as sa
 
 from mailer.errors import CampaignError, StoreConflict
-from mailer.models import Campaign, CampaignKind, CampaignStatus, Claim, DeliveryStatus as DS, Outcome, Status
+from mailer.models import (MAX_ROW_ID, Campaign, CampaignKind, CampaignStatus, Claim, DeliveryStatus as DS, Outcome,
+                           Status)
 from mailer.store.addresses import only_new
 from mailer.store.engine import as_utc, utcnow
 from mailer.store.schema import campaigns as C, deliveries as D, list_members as M, lists as L, subscribers as S
@@ -46,7 +47,7 @@ class LedgerOps:
 
     def campaign(self, campaign_id: int) -> Campaign:
         # An id past 64 bits (`campaigns show 99999999999999999999`) cannot be bound: SQLite raises OverflowError.
-        if not 0 < campaign_id < 2**63:
+        if not 0 < campaign_id <= MAX_ROW_ID:
             raise CampaignError(f"no campaign with id {campaign_id}")
         with self._read() as conn:
             row = conn.execute(_SELECT.where(C.c.id == campaign_id)).first()
