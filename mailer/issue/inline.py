@@ -34,7 +34,7 @@ import json
 import logging
 import os
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mailer.errors import RenderError
@@ -70,6 +70,7 @@ class Derived:
     leftover: str  # what cannot be inlined (media queries, pseudo-classes) as CSS text
     pairs: dict[str, list[tuple[str, str]]]  # declarations -> csstext_to_pairs(declarations, validate=...)
     styles: dict[str, list[tuple[str, str]]]  # the author's style attributes premailer parsed -> their pairs
+    path: Path | None = field(default=None, repr=False, compare=False)  # its file in the cache folder (not saved)
 
 
 _MEMORY: dict[str, Derived] = {}
@@ -169,6 +170,7 @@ def _derived(premailer, css: str) -> Derived:
         if derived is None:
             derived = premailer.derive(css)
             _save(path, derived)
+        derived.path = path  # for _harvest: the name is a hash of the stylesheet and library files
         _remember(css, derived)
     return derived
 
@@ -206,7 +208,7 @@ def _harvest(css: str, derived: Derived, styles: set[str]) -> None:
         # A new object, not an update: another thread may be reading the one in _MEMORY.
         derived = replace(derived, styles={**derived.styles, **new})
         _remember(css, derived)
-        _save(_entry_path(css), derived)
+        _save(derived.path, derived)
 
 
 def inline_css(element, css: str) -> str:
