@@ -140,6 +140,28 @@ def test_preview_port_in_use(run_cli, corpus):
     assert res.err.strip() == f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
 
 
+def test_preview_version_moves_only_when_the_page_would_change(issue_file, settings):
+    """A save that changes nothing the page shows (a touch, the same text written again, or one
+    save seen as a write and then a touch) must not reload the editor's browser."""
+    from mailer.issue.preview import PreviewState
+
+    path = issue_file("Hello from the preview.\n")
+    state = PreviewState(path, settings)
+    state.refresh()
+    first = state.status()["version"]
+    os.utime(path)
+    state.refresh()
+    path.write_bytes(path.read_bytes())
+    state.refresh()
+    assert state.status()["version"] == first
+    path.write_text(path.read_text().replace("Hello", "Hi"))
+    state.refresh()
+    assert state.status()["version"] == first + 1 and "Hi from the preview." in state.text
+    path.unlink()
+    state.refresh()
+    assert state.status()["version"] == first + 2 and state.error
+
+
 def test_preview_recovers_when_the_file_comes_back_unchanged(issue_file, settings):
     """Deleted then restored with its old mtime (git stash/checkout, cp -p): the error must clear.
     The watcher sees file-system events, so the page follows without any request asking."""

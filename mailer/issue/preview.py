@@ -123,8 +123,11 @@ class PreviewState:
         self._watcher: threading.Thread | None = None
 
     def refresh(self) -> None:
-        """Render the file as it is now (or note why it cannot be read)."""
+        """Render the file as it is now (or note why it cannot be read); a new version only
+        if the page would show something else (a reload loses the editor's scroll position,
+        and one save can reach the watcher as two batches: a write, then a touch)."""
         with self.lock:
+            before = self._shown()
             try:
                 findings, rendered = self.checker(parse_issue(self.path), self.settings)
             except TwirMailError as exc:
@@ -138,7 +141,11 @@ class PreviewState:
                     self.html, self.text = rendered.html, rendered.text
                     self.sizes = (f"{rendered.html_bytes / 1024:.1f} KiB HTML, "
                                   f"{rendered.text_bytes / 1024:.1f} KiB text")
-            self.version += 1
+            if self._shown() != before:
+                self.version += 1
+
+    def _shown(self) -> tuple:
+        return self.html, self.text, self.sizes, self.error, self.findings
 
     def watch(self) -> None:
         """Start re-rendering on every change of the file (until ``close``); returns once the
