@@ -8,3 +8,10 @@ pytest_plugins = sorted(
     for p in (Path(__file__).parent / "fixtures").glob("*.py")
     if p.stem != "__init__"
 )
+
+# No per-example deadline for any property test: on a shared, loaded 2-CPU machine one example
+# can stall past Hypothesis's default 200 ms ("DeadlineExceeded"), which says nothing about the code.
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("twir-mail", deadline=None)
+_hypothesis_settings.load_profile("twir-mail")

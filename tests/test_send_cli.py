@@ -376,7 +376,8 @@ def test_two_concurrent_resumes_on_postgresql_send_nobody_twice(store, store_url
     c = cmp.start(store, rendered, db_settings, open_transport(db_settings), list_name="main")
     outbox = tmp_path / "outbox"
     env = cli_env(store_url, outbox, TWIR_MAIL_SEND_WORKERS=str(WORKERS))
-    procs = [spawn("send", "--resume", str(c.id), "--yes", "--rate", "100", env=env, cwd=tmp_path)
+    # 40/s each: one alone would take 5 s, so the second still finds work if it starts seconds late.
+    procs = [spawn("send", "--resume", str(c.id), "--yes", "--rate", "40", env=env, cwd=tmp_path)
              for _ in range(2)]
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs

@@ -125,7 +125,7 @@ def test_sqlite_never_waits_for_another_writers_lock(store):
         conn.execute(sa.text("SELECT 1"))
         started = time.monotonic()
         assert run(store, (sub.id, Status.UNSUBSCRIBED)) == [None]
-        assert time.monotonic() - started < 1  # not the 30 s busy timeout
+        assert time.monotonic() - started < 10  # not the 30 s busy timeout
     assert store.get_by_id(sub.id).status is Status.SUBSCRIBED  # nothing written
     assert run(store, (sub.id, Status.UNSUBSCRIBED)) == [True]
     # Its connection's busy timeout is its own: the engine's pool still waits for locks.
