@@ -1,12 +1,14 @@
 """The reputation guard, end to end on moto's server (SES + SNS + SQS): a real `send` subprocess,
 bounces and complaints published to SNS as SES would while it runs, the queue polled in the
 background. min_sent stays at its default (200): the bad addresses are among the first 64, so the
-guard judges at 200 sent with all their feedback in, and the pause comes "soon after" them, as the
-issue describes."""
+guard judges at 200 sent and the pause comes "soon after" them, as the issue describes. How much of
+their feedback is in by then is the machine's speed: the tests check the pause line against itself,
+and that every event is applied, once, by the end."""
 
 from __future__ import annotations
 
 import collections
+import re
 import threading
 import time
 
@@ -68,10 +70,29 @@ def run_guarded_send(store, store_url, tmp_path, moto, route, bad, kind):
                  cwd=tmp_path)
     try:
         out, err = proc.communicate(timeout=120)
+        # Every bad address was sent before the pause: let the mailboxes answer all of them.
+        deadline = time.monotonic() + 30
+        while watcher.is_alive() and time.monotonic() < deadline:
+            watcher.join(timeout=0.1)
     finally:
         watcher.stop.set()
         watcher.join()
     return proc.returncode, out, err
+
+
+def paused_on(last: str) -> tuple[int, int]:
+    """(events, sent) from the pause line's "(K of S sent)"."""
+    found = re.search(r"\((\d+) of (\d+) sent\)", last)
+    assert found, last
+    return int(found[1]), int(found[2])
+
+
+def drain_feedback(store_url, tmp_path, moto, route) -> None:
+    """Apply what is still queued (`feedback poll --once`): feedback that reached the queue after
+    the send stopped polling must not be lost."""
+    proc = spawn("feedback", "poll", "--once", env=ses_env(store_url, tmp_path, moto, route), cwd=tmp_path)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
 
 
 def resume(store_url, tmp_path, moto, route, **extra):
@@ -91,50 +112,59 @@ def delivered_once(moto, subs) -> None:
 def test_hard_bounces_pause_the_send_and_a_raised_limit_finishes_it(store, store_url, tmp_path, moto,
                                                                      feedback_route):
     subs = add_subscribers(store, N)
-    # 16 of the first 61: above 5% of everything sent up to 320 (> N). All are sent by ~2.4 s at 25/s,
-    # over 5 s before the guard first judges (200 sent), so every bounce is in by then even on a
-    # loaded machine (measured: up to ~3.5 s from a send to its bounce applied). With 14 of the
-    # first 150, the last had to be in within ~2 s, and before 280 sent or no pause at all.
+    # 16 of the first 61: above 5% of everything sent up to 320 (> N), so the guard pauses whenever
+    # it judges (from 200 sent on) once more than 10 are in. How many are in by then depends on how
+    # fast the machine passes them along (a loaded CI run paused at "15 of 222"): the pause line is
+    # checked against itself, and every bounce must be applied by the end.
     bad = {s.email for s in subs[:64:4]}
     assert len(bad) == 16
     code, out, err = run_guarded_send(store, store_url, tmp_path, moto, feedback_route, bad, "Bounce")
     last = err.strip().splitlines()[-1]
     assert code == 3, err
-    assert last.startswith("error: campaign 1 paused: hard-bounce rate ") and "(16 of " in last
+    assert last.startswith("error: campaign 1 paused: hard-bounce rate ")
     assert "is above guard.max_bounce_rate 5.0%" in last and last.endswith("`twir-mail send --resume 1`")
+    bounces, judged = paused_on(last)
     sent = sent_count(store)
-    assert 200 <= sent < N, sent  # judged from min_sent on, and paused before the end
+    assert 200 <= judged <= sent < N, (judged, sent)  # judged from min_sent on, and paused before the end
+    assert bounces <= 16 and bounces / judged > 0.05, last
     assert store.delivery_counts(1)["sending"] == 0  # in-flight messages finished and were recorded
-    assert {s.email for s in subs if store.get(s.email).status is Status.BOUNCED} == bad
-    shown = store.campaign_stats(1)
-    assert (shown.feedback.hard_bounces, shown.feedback.sent) == (16, sent)
+    bounced = {s.email for s in subs if store.get(s.email).status is Status.BOUNCED}
+    assert len(bounced) >= bounces and bounced <= bad
 
     code, out, err = resume(store_url, tmp_path, moto, feedback_route, TWIR_MAIL_GUARD_MAX_BOUNCE_RATE="0.2")
     assert code == 0, err
     assert store.delivery_counts(1) == {"queued": 0, "sending": 0, "sent": N, "failed": 0, "skipped": 0}
     delivered_once(moto, subs)
+    drain_feedback(store_url, tmp_path, moto, feedback_route)
+    assert {s.email for s in subs if store.get(s.email).status is Status.BOUNCED} == bad
+    shown = store.campaign_stats(1)
+    assert (shown.feedback.hard_bounces, shown.feedback.sent) == (16, N)  # each applied once
 
 
 @pytest.mark.slow
 def test_complaints_pause_the_send_and_resuming_after_the_cleanup_finishes_it(store, store_url, tmp_path, moto,
                                                                                feedback_route, run_cli):
     subs = add_subscribers(store, N)
-    bad = {subs[20].email, subs[60].email}  # both sent over 5 s before the guard first judges (200 sent)
+    bad = {subs[20].email, subs[60].email}  # one complaint in N (300) sent is already above 0.2%
     code, out, err = run_guarded_send(store, store_url, tmp_path, moto, feedback_route, bad, "Complaint")
     last = err.strip().splitlines()[-1]
     assert code == 3, err
-    assert "complaint rate " in last and "(2 of " in last and "guard.max_complaint_rate 0.2%" in last
+    assert "complaint rate " in last and "guard.max_complaint_rate 0.2%" in last
+    complaints, judged = paused_on(last)
     sent = sent_count(store)
-    assert 200 <= sent < N
-    assert {s.email for s in subs if store.get(s.email).status is Status.COMPLAINED} == bad
+    assert 200 <= judged <= sent < N and 1 <= complaints <= 2, (last, sent)
     shown = run_cli("campaigns", "show", "1", env={"TWIR_MAIL_DATABASE_URL": store_url})
     assert f"sent {sent}, failed 0, skipped 0, unknown 0, queued {N - sent}" in shown.out
-    assert f"complained 2 ({2 / sent:.1%})" in shown.out and "hard 0" in shown.out
-    # The complainers are suppressed now: the resumed run counts afresh and goes to the end.
+    # The complainers are suppressed now: the resumed run counts afresh and goes to the end
+    # (fewer than min_sent messages are left, so it does not judge).
     code, out, err = resume(store_url, tmp_path, moto, feedback_route)
     assert code == 0, err
     assert store.delivery_counts(1)["sent"] == N
     delivered_once(moto, subs)
+    drain_feedback(store_url, tmp_path, moto, feedback_route)
+    assert {s.email for s in subs if store.get(s.email).status is Status.COMPLAINED} == bad
+    shown = run_cli("campaigns", "show", "1", env={"TWIR_MAIL_DATABASE_URL": store_url})
+    assert f"complained 2 ({2 / N:.1%})" in shown.out and "hard 0" in shown.out
 
 
 # -- the verdict itself, on both databases ------------------------------------------------
