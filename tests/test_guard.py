@@ -155,8 +155,8 @@ def test_complaints_pause_the_send_and_resuming_after_the_cleanup_finishes_it(st
     assert 200 <= judged <= sent < N and 1 <= complaints <= 2, (last, sent)
     shown = run_cli("campaigns", "show", "1", env={"TWIR_MAIL_DATABASE_URL": store_url})
     assert f"sent {sent}, failed 0, skipped 0, unknown 0, queued {N - sent}" in shown.out
-    # The complainers are suppressed now: the resumed run counts afresh and goes to the end
-    # (fewer than min_sent messages are left, so it does not judge).
+    # The complaints applied so far have suppressed their senders; the resumed run counts afresh
+    # and goes to the end (fewer than min_sent messages are left, so it does not judge).
     code, out, err = resume(store_url, tmp_path, moto, feedback_route)
     assert code == 0, err
     assert store.delivery_counts(1)["sent"] == N
